@@ -1,0 +1,54 @@
+"""Authentication as each operation's ``security`` declares it: Bearer or ``x-api-key``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ._spec import Operation, SecurityScheme
+from .errors import MockError
+
+
+def credential(scheme: SecurityScheme, headers: Mapping[str, str]) -> str | None:
+    """The key a request presents through ``scheme``, if any."""
+    raw = headers.get(scheme.header)
+    if raw is None:
+        return None
+    if scheme.kind == "bearer":
+        prefix, _, token = raw.partition(" ")
+        return token.strip() or None if prefix.lower() == "bearer" else None
+    return raw.strip() or None
+
+
+def authenticate(
+    operation: Operation,
+    headers: Mapping[str, str],
+    accept: Callable[[str], bool],
+    *,
+    allow_anonymous: bool = False,
+) -> str | None:
+    """Return the caller's key, ``None`` for an anonymous call that the operation allows.
+
+    ``allow_anonymous`` lets a caller through without a key where the engine has another way
+    to answer (the x402 quote); a key that is presented is still checked.
+    """
+    if operation.anonymous_allowed:
+        return None
+    presented: list[str] = []
+    for alternative in operation.security:
+        keys = [credential(scheme, headers) for scheme in alternative]
+        if all(keys):
+            presented.extend(k for k in keys if k)
+    for key in presented:
+        if accept(key):
+            return key
+    if presented:
+        raise MockError("invalid_api_key", "Invalid API key provided.")
+    if allow_anonymous:
+        return None
+    schemes = sorted({s.header for alt in operation.security for s in alt})
+    raise MockError(
+        "missing_api_key",
+        "Missing API key. Send it as " + " or ".join(
+            "'Authorization: Bearer <key>'" if h == "authorization" else f"'{h}: <key>'" for h in schemes
+        ) + ".",
+    )

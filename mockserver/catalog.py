@@ -1,0 +1,339 @@
+"""The model catalog: loaded once from one data file, published by the three catalog endpoints.
+
+It also answers the per-model questions the engine asks while validating a request: which pixel
+size a ``size`` / ``resolution`` / ``aspect_ratio`` means, what one image costs, how many images
+and input images a model takes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ._spec import load_yaml
+from .errors import MockError, SpecError
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
+ROUTE_INPUT_MAX_BYTES = 31_457_280  # NanoGPT route preflight: 30 MiB per input image
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    found = _SIZE.match(text)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+@dataclass(frozen=True)
+class Model:
+    """One catalog entry; field meanings are documented at the top of catalog.yaml."""
+
+    id: str
+    name: str
+    description: str
+    owned_by: str
+    created: int
+    provider_name: str
+    provider_slug: str
+    style: str
+    capabilities: Mapping[str, bool]
+    max_input_images: int
+    input_max_bytes: int
+    sizes: tuple[str, ...]
+    default_size: str
+    flexible_size: Mapping[str, int] | None
+    aspect_ratios: Mapping[str, str]
+    tiers: Mapping[str, int]
+    qualities: tuple[str, ...]
+    default_quality: str | None
+    output_formats: tuple[str, ...]
+    n_max: int
+    fixed_image_count: int | None
+    seed: bool
+    price_usd: float
+    price_by_resolution: Mapping[str, float]
+    rendering_speed: tuple[str, ...]
+    tags: tuple[str, ...]
+    icon_url: str | None
+
+    @property
+    def inpainting(self) -> bool:
+        return bool(self.capabilities.get("inpainting"))
+
+    @property
+    def resolution_values(self) -> tuple[str, ...]:
+        """Every value `resolution` / `size` accepts, as published in the catalog."""
+        return (*self.sizes, *self.tiers, "auto")
+
+    # -- pixel sizes -------------------------------------------------------------------------
+    def pixel_size(
+        self, size: str | None, aspect_ratio: str | None = None, *, param: str = "size"
+    ) -> tuple[int, int, str | None]:
+        """Map the request's size words to pixels; returns (width, height, tier or None)."""
+        tier: str | None = None
+        if aspect_ratio is not None and aspect_ratio not in self.aspect_ratios:
+            supported = ", ".join(self.aspect_ratios) or "none"
+            raise MockError(
+                "invalid_parameter_value",
+                f"aspect_ratio '{aspect_ratio}' is not supported by model '{self.id}'. Supported: {supported}.",
+                "aspect_ratio",
+            )
+        if size is None or size == "auto":
+            if aspect_ratio is not None:
+                w, h = _must(parse_size(self.aspect_ratios[aspect_ratio]))
+                return w, h, None
+            w, h = _must(parse_size(self.default_size))
+            return w, h, None
+        if size in self.tiers:
+            tier = size
+            base = self.aspect_ratios.get(aspect_ratio or "1:1") or self.default_size
+            w, h = _must(parse_size(base))
+            factor = self.tiers[size]
+            return w * factor, h * factor, tier
+        parsed = parse_size(size)
+        if parsed and (size in self.sizes or self._flexible_ok(*parsed)):
+            return parsed[0], parsed[1], None
+        if size in self.aspect_ratios and aspect_ratio is None:
+            w, h = _must(parse_size(self.aspect_ratios[size]))
+            return w, h, None
+        raise MockError(
+            "invalid_parameter_value",
+            f"{param} '{size}' is not supported by model '{self.id}'. Supported: {self._size_help()}.",
+            param,
+        )
+
+    def _flexible_ok(self, width: int, height: int) -> bool:
+        flex = self.flexible_size
+        if not flex:
+            return False
+        step = flex.get("multiple_of", 1)
+        return all(flex["min"] <= v <= flex["max"] and v % step == 0 for v in (width, height))
+
+    def _size_help(self) -> str:
+        words = list(self.resolution_values)
+        words += [r for r in self.aspect_ratios if r not in words and not self.sizes]
+        text = ", ".join(words)
+        if self.flexible_size:
+            f = self.flexible_size
+            text += f"; or any WxH from {f['min']} to {f['max']} in steps of {f.get('multiple_of', 1)}"
+        return text
+
+    # -- money -------------------------------------------------------------------------------
+    def price(self, width: int, height: int, tier: str | None) -> float:
+        if tier and tier in self.price_by_resolution:
+            return self.price_by_resolution[tier]
+        return self.price_by_resolution.get(f"{width}x{height}", self.price_usd)
+
+    def check_quality(self, quality: str | None) -> None:
+        if quality is not None and quality not in self.qualities:
+            supported = ", ".join(self.qualities) or "none (this model has no quality setting)"
+            raise MockError(
+                "invalid_parameter_value",
+                f"quality '{quality}' is not supported by model '{self.id}'. Supported: {supported}.",
+                "quality",
+            )
+
+    def check_output_format(self, output_format: str) -> None:
+        if output_format not in self.output_formats:
+            raise MockError(
+                "invalid_parameter_value",
+                f"output_format '{output_format}' is not supported by model '{self.id}'. "
+                f"Supported: {', '.join(self.output_formats)}.",
+                "output_format",
+            )
+
+    def image_count(self, n: int, param: str = "n") -> int:
+        if self.fixed_image_count:
+            return self.fixed_image_count
+        if n < 1 or n > self.n_max:
+            raise MockError(
+                "invalid_parameter_value",
+                f"{param} must be between 1 and {self.n_max} for model '{self.id}', got {n}.",
+                param,
+            )
+        return n
+
+    # -- publication -------------------------------------------------------------------------
+    def supported_parameters(self) -> dict[str, Any]:
+        if self.style == "legacy":
+            out: dict[str, Any] = {
+                "resolutions": list(self.resolution_values if not self.tiers
+                                    else [*self.aspect_ratios, *self.tiers, *self.sizes]),
+                "max_images": self.n_max,
+            }
+            if self.fixed_image_count:
+                out["fixed_image_count"] = self.fixed_image_count
+            if self.rendering_speed:
+                out["rendering_speed"] = list(self.rendering_speed)
+            if self.max_input_images:
+                out["max_input_images"] = self.max_input_images
+                out["input_image_constraints"] = self.input_constraints()
+            return out
+        typed: dict[str, Any] = {
+            "resolution": {"type": "enum", "values": list(self.resolution_values), "default": self.default_size}
+            if self.sizes or not self.tiers
+            else {"type": "enum", "values": [*self.tiers, "auto"], "default": next(iter(self.tiers))},
+            "n": {"type": "range", "min": 1, "max": self.n_max, "default": 1},
+            "output_format": {"type": "enum", "values": list(self.output_formats), "default": "png"},
+        }
+        if self.aspect_ratios:
+            typed["aspect_ratio"] = {"type": "enum", "values": list(self.aspect_ratios),
+                                     "default": next(iter(self.aspect_ratios))}
+        if self.qualities:
+            typed["quality"] = {"type": "enum", "values": list(self.qualities),
+                                "default": self.default_quality or self.qualities[0]}
+        if self.max_input_images:
+            typed["input_references"] = {"type": "range", "min": 0, "max": self.max_input_images}
+        if self.seed:
+            typed["seed"] = {"type": "range", "min": 0, "max": 4294967295}
+        return typed
+
+    def input_constraints(self) -> dict[str, Any]:
+        constraints: dict[str, Any] = {
+            "max_items": self.max_input_images,
+            "route": {
+                "min_width": 8, "min_height": 8, "max_width": 16384, "max_height": 16384,
+                "max_bytes": ROUTE_INPUT_MAX_BYTES, "formats": ["png", "jpeg", "webp"],
+                "source": "route-preflight",
+                "note": "NanoGPT route-level validation before provider submission.",
+            },
+        }
+        if self.input_max_bytes < ROUTE_INPUT_MAX_BYTES:
+            constraints["provider"] = {"max_bytes": self.input_max_bytes, "source": "provider-docs"}
+        return constraints
+
+    def architecture(self) -> dict[str, Any]:
+        inputs = ["text", "image"] if self.max_input_images else ["text"]
+        return {"input_modalities": inputs, "output_modalities": ["image"]}
+
+    def pricing_rows(self) -> list[dict[str, Any]]:
+        keys = list(self.tiers) or [self.default_size]
+        rows = [
+            {"billable": "output_image", "unit": "image", "cost_usd": self.price_by_resolution.get(k, self.price_usd),
+             "resolution": k}
+            for k in keys
+        ]
+        rows += [
+            {"billable": "output_image", "unit": "image", "cost_usd": v, "resolution": k}
+            for k, v in self.price_by_resolution.items()
+            if k not in keys
+        ]
+        return rows
+
+
+def _must(value: tuple[int, int] | None) -> tuple[int, int]:
+    if value is None:
+        raise SpecError("catalog holds a malformed WxH size")
+    return value
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: tuple[Model, ...]
+    generated_at: str = "2026-11-01T00:00:00.000Z"
+    by_id: Mapping[str, Model] = field(default_factory=dict, repr=False)
+
+    def get(self, model_id: str) -> Model:
+        try:
+            return self.by_id[model_id]
+        except KeyError:
+            raise MockError("model_not_found", f"Model '{model_id}' not found.", "model") from None
+
+    def cheapest(self) -> Model:
+        return min(self.models, key=lambda m: (m.price_usd, m.id))
+
+    # -- the three published bodies ---------------------------------------------------------
+    def images_models_body(self) -> dict[str, Any]:
+        data = [
+            {
+                "id": m.id, "object": "model", "name": m.name, "description": m.description,
+                "created": m.created, "owned_by": m.owned_by, "architecture": m.architecture(),
+                "supported_parameters": m.supported_parameters(), "supports_streaming": False,
+                "endpoints": f"/api/v1/images/models/{m.id}/endpoints",
+                "capabilities": dict(m.capabilities), "category": "image",
+            }
+            for m in self.models
+        ]
+        return {"object": "list", "data": data, "meta": {"count": len(data), "generated_at": self.generated_at}}
+
+    def endpoints_body(self, model_id: str) -> dict[str, Any]:
+        m = self.get(model_id)
+        endpoint: dict[str, Any] = {
+            "provider_name": m.provider_name, "provider_slug": m.provider_slug, "provider_tag": None,
+            "supported_parameters": m.supported_parameters(), "allowed_passthrough_parameters": [],
+            "supports_streaming": False, "pricing": m.pricing_rows(),
+        }
+        if m.max_input_images:
+            endpoint["input_reference_constraints"] = m.input_constraints()
+        return {"id": m.id, "endpoints": [endpoint]}
+
+    def legacy_models_body(self, detailed: bool) -> dict[str, Any]:
+        data: list[dict[str, Any]] = []
+        for m in self.models:
+            item: dict[str, Any] = {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+            if detailed:
+                modality = "text+image->image" if m.max_input_images else "text->image"
+                per_image = {k.replace("x", "*"): v for k, v in [(m.default_size, m.price_usd),
+                                                                 *m.price_by_resolution.items()]}
+                item.update({
+                    "name": m.name, "description": m.description,
+                    "architecture": {"modality": modality, **m.architecture()},
+                    "pricing": {"per_image": per_image, "currency": "USD"},
+                    "capabilities": dict(m.capabilities),
+                    "supported_parameters": m.supported_parameters() if m.style == "legacy"
+                    else {"resolutions": list(m.resolution_values), "max_images": m.n_max},
+                    "icon_url": m.icon_url or f"/icons/{m.owned_by}.svg",
+                    "tags": list(m.tags), "category": "image",
+                })
+            data.append(item)
+        return {"object": "list", "data": data, "meta": {"count": len(data), "generated_at": self.generated_at}}
+
+
+def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
+    merged = {**defaults, **raw}
+    try:
+        caps = {**defaults.get("capabilities", {}), **raw.get("capabilities", {})}
+        provider = merged.get("provider", {})
+        model = Model(
+            id=str(merged["id"]), name=str(merged["name"]), description=str(merged.get("description", "")),
+            owned_by=str(merged["owned_by"]), created=int(merged["created"]),
+            provider_name=str(provider.get("name", merged["owned_by"])),
+            provider_slug=str(provider.get("slug", merged["owned_by"])),
+            style=str(merged.get("style", "typed")), capabilities=caps,
+            max_input_images=int(merged.get("max_input_images", 0)),
+            input_max_bytes=int(merged.get("input_max_bytes", ROUTE_INPUT_MAX_BYTES)),
+            sizes=tuple(str(s) for s in merged.get("sizes", [])), default_size=str(merged["default_size"]),
+            flexible_size=merged.get("flexible_size"),
+            aspect_ratios={str(k): str(v) for k, v in merged.get("aspect_ratios", {}).items()},
+            tiers={str(k): int(v) for k, v in merged.get("tiers", {}).items()},
+            qualities=tuple(merged.get("qualities", [])), default_quality=merged.get("default_quality"),
+            output_formats=tuple(merged.get("output_formats", ["png"])), n_max=int(merged.get("n_max", 1)),
+            fixed_image_count=merged.get("fixed_image_count"), seed=bool(merged.get("seed", True)),
+            price_usd=float(merged["price_usd"]),
+            price_by_resolution={str(k): float(v) for k, v in merged.get("price_by_resolution", {}).items()},
+            rendering_speed=tuple(merged.get("rendering_speed", [])), tags=tuple(merged.get("tags", [])),
+            icon_url=merged.get("icon_url"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"catalog entry {raw.get('id')!r} is malformed: {exc!r}") from exc
+    for text in (*model.sizes, model.default_size, *model.aspect_ratios.values()):
+        if parse_size(text) is None:
+            raise SpecError(f"catalog entry {model.id!r}: {text!r} is not a WxH size")
+    return model
+
+
+@lru_cache(maxsize=8)
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load the catalog file once per path."""
+    raw = load_yaml(path or DEFAULT_CATALOG)
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        raise SpecError(f"{path or DEFAULT_CATALOG}: expected a mapping with a 'models' list")
+    defaults = raw.get("defaults", {})
+    models = tuple(_model(m, defaults) for m in raw["models"])
+    by_id = {m.id: m for m in models}
+    if len(by_id) != len(models):
+        raise SpecError("duplicate model id in the catalog")
+    return Catalog(models=models, by_id=by_id, generated_at=str(raw.get("generated_at", Catalog.generated_at)))

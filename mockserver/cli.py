@@ -1,0 +1,101 @@
+"""``nanogpt-mock``: serve the mock on uvicorn. Every flag has a matching environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+ENV_PREFIX = "NANOGPT_MOCK_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must not be negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanogpt-mock",
+        description="Serve a faithful, offline fake of the NanoGPT image API, driven by its OpenAPI spec. "
+        f"Every option can also be set through the environment variable shown (prefix {ENV_PREFIX}).",
+    )
+    parser.add_argument("--host", default=_env("HOST", DEFAULT_HOST),
+                        help=f"interface to listen on [env {ENV_PREFIX}HOST, default {DEFAULT_HOST}]")
+    parser.add_argument("--port", type=int, default=int(_env("PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
+                        help=f"TCP port; 0 picks a free one [env {ENV_PREFIX}PORT, default {DEFAULT_PORT}]")
+    parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
+                        help="accept only this API key (repeatable). Default: any non-empty key is accepted "
+                        f"[env {ENV_PREFIX}API_KEYS, comma-separated]")
+    parser.add_argument("--balance", type=_decimal, default=_decimal(_env("BALANCE", "1000") or "1000"),
+                        help=f"starting USD balance of every key [env {ENV_PREFIX}BALANCE, default 1000]")
+    parser.add_argument("--catalog", type=Path, default=_env("CATALOG"),
+                        help="model catalog YAML replacing the built-in one (same format as "
+                        f"mockserver/catalog.yaml) [env {ENV_PREFIX}CATALOG]")
+    parser.add_argument("--url-ttl", type=_positive_int, default=int(_env("URL_TTL", "3600") or 3600),
+                        help="lifetime in seconds of the signed image URLs returned for response_format=url "
+                        f"[env {ENV_PREFIX}URL_TTL, default 3600]")
+    parser.add_argument("--signing-secret", default=_env("SIGNING_SECRET"),
+                        help="HMAC secret of image URLs; processes sharing it serve each other's URLs "
+                        f"[env {ENV_PREFIX}SIGNING_SECRET, default: a fixed development secret]")
+    parser.add_argument("--presign-failure", action="store_true",
+                        default=(_env("PRESIGN_FAILURE", "") or "").lower() in ("1", "true", "yes"),
+                        help="emulate NanoGPT's documented upload/presign failure: answer b64_json even when "
+                        f"response_format=url was asked [env {ENV_PREFIX}PRESIGN_FAILURE]")
+    parser.add_argument("--public-base-url", default=_env("PUBLIC_BASE_URL"),
+                        help="scheme://host[:port] put into image URLs, when clients reach the mock through a "
+                        f"proxy [env {ENV_PREFIX}PUBLIC_BASE_URL, default: the request's Host]")
+    parser.add_argument("--max-body-bytes", type=_positive_int,
+                        default=int(_env("MAX_BODY_BYTES", str(48 * 1024 * 1024)) or 0),
+                        help="largest request body accepted; larger ones get 413 image_input_too_large while "
+                        f"streaming [env {ENV_PREFIX}MAX_BODY_BYTES, default 50331648]")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"),
+                        choices=["critical", "error", "warning", "info", "debug", "trace"],
+                        help=f"uvicorn and mock log level [env {ENV_PREFIX}LOG_LEVEL, default info]")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import uvicorn
+
+    from .app import create_app
+    from .engine import MockConfig
+
+    keys = args.api_keys or [k for k in (_env("API_KEYS", "") or "").split(",") if k.strip()]
+    overrides = {} if args.signing_secret is None else {"signing_secret": args.signing_secret}
+    config = MockConfig(
+        api_keys=frozenset(k.strip() for k in keys),
+        balance=args.balance,
+        catalog_path=args.catalog,
+        url_ttl=args.url_ttl,
+        presign_failure=args.presign_failure,
+        public_base_url=args.public_base_url,
+        max_body_bytes=args.max_body_bytes,
+        **overrides,
+    )
+    app = create_app(config)
+    print(f"nanogpt-mock: serving the NanoGPT image API on http://{args.host}:{args.port} "
+          f"(OpenAI SDK base_url: http://{args.host}:{args.port}/v1)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

@@ -1,0 +1,99 @@
+"""Mutable state of one mock instance: the clock and the balance ledger. Explicit and resettable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+from .errors import MockError
+
+DEFAULT_BALANCE = Decimal("1000")
+
+
+def to_decimal(value: float | int | str | Decimal) -> Decimal:
+    """Money as Decimal so repeated charges never drift (0.1 + 0.2 problems)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class Clock:
+    """Wall-clock time plus an offset that tests can move (URL expiry, daily limits)."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._frozen: float | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._frozen if self._frozen is not None else time.time() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        with self._lock:
+            if self._frozen is not None:
+                self._frozen += seconds
+            else:
+                self._offset += seconds
+        return self.now()
+
+    def set(self, timestamp: float, *, frozen: bool = False) -> float:
+        with self._lock:
+            if frozen:
+                self._frozen = timestamp
+            else:
+                self._frozen = None
+                self._offset = timestamp - time.time()
+        return self.now()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = 0.0
+            self._frozen = None
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen is not None
+
+
+class Ledger:
+    """Per-key balances in USD. One lock makes check-and-charge atomic under concurrency."""
+
+    def __init__(self, default_balance: Decimal | float | str = DEFAULT_BALANCE) -> None:
+        self.default_balance = to_decimal(default_balance)
+        self._balances: dict[str, Decimal] = {}
+        self._lock = threading.Lock()
+
+    def balance(self, key: str) -> Decimal:
+        with self._lock:
+            return self._balances.get(key, self.default_balance)
+
+    def set_balance(self, key: str, amount: Decimal | float | str) -> Decimal:
+        with self._lock:
+            self._balances[key] = to_decimal(amount)
+            return self._balances[key]
+
+    def charge(self, key: str, cost: Decimal) -> Decimal:
+        """Take ``cost`` from ``key``'s balance or refuse with the documented 402."""
+        with self._lock:
+            current = self._balances.get(key, self.default_balance)
+            if cost > current:
+                raise MockError(
+                    "insufficient_balance",
+                    "Insufficient balance",
+                    extra={"requiredBalance": float(cost)},
+                )
+            remaining = current - cost
+            self._balances[key] = remaining
+            return remaining
+
+    def refund(self, key: str, amount: Decimal) -> None:
+        with self._lock:
+            self._balances[key] = self._balances.get(key, self.default_balance) + amount
+
+    def snapshot(self) -> dict[str, Decimal]:
+        with self._lock:
+            return dict(self._balances)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._balances.clear()

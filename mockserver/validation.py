@@ -1,0 +1,239 @@
+"""Turn raw request bytes into data the handlers trust, or a documented error code.
+
+Parsing (JSON, multipart) and schema checks use the spec's own schemas, compiled once at
+start-up (``_spec.BodyMedia.validator``). Handlers only see bodies that passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ._spec import BodyMedia, Operation
+from .errors import MockError
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file part of a multipart body; kept as bytes (the body was size-capped while streaming)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def __repr__(self) -> str:  # never dump image bytes into logs
+        return f"UploadedFile({self.filename!r}, {self.content_type!r}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    media_type: str
+    data: dict[str, Any]
+    files: Mapping[str, tuple[UploadedFile, ...]]
+
+
+def media_type_of(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse_body(operation: Operation, content_type: str | None, body: bytes) -> ParsedBody:
+    """Parse the body in one of the media types the operation accepts."""
+    media_type = media_type_of(content_type)
+    if media_type not in operation.bodies:
+        accepted = " or ".join(operation.bodies)
+        raise MockError(
+            "invalid_content_type",
+            f"{operation.path} accepts {accepted} requests, got {media_type or 'no Content-Type'}.",
+        )
+    if media_type == "multipart/form-data":
+        data, files = parse_multipart(content_type or "", body)
+        return ParsedBody(media_type, data, files)
+    try:
+        data = orjson.loads(body) if body.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise MockError("invalid_json", f"Request body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise MockError("invalid_json", "Request body must be a JSON object.")
+    return ParsedBody(media_type, data, {})
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[UploadedFile, ...]]]:
+    """Parse multipart/form-data from bytes with python-multipart's streaming parser.
+
+    Repeated fields (``image[]``) become lists; file parts go to the second mapping.
+    """
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise MockError("invalid_multipart_body", "multipart/form-data body without a boundary parameter.")
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header_name = bytearray()
+    header_value = bytearray()
+    state: dict[str, Any] = {}
+
+    def on_part_begin() -> None:
+        parts.append(({}, bytearray()))
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1][1].extend(data[start:end])
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        parts[-1][0][bytes(header_name).lower()] = bytes(header_value)
+        header_name.clear()
+        header_value.clear()
+
+    def on_end() -> None:
+        state["ended"] = True
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_end": on_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except (MultipartParseError, ValueError) as exc:
+        raise MockError("invalid_multipart_body", f"Malformed multipart body: {exc}.") from None
+    if not state.get("ended") or not parts:
+        raise MockError("invalid_multipart_body", "Malformed multipart body: it does not end with the closing boundary.")
+    fields: dict[str, Any] = {}
+    files: dict[str, list[UploadedFile]] = {}
+    for headers, payload in parts:
+        disposition, params = parse_options_header(headers.get(b"content-disposition", b""))
+        name_raw = params.get(b"name")
+        if disposition != b"form-data" or name_raw is None:
+            raise MockError("invalid_multipart_body", "Every multipart part needs Content-Disposition: form-data; name=...")
+        name = name_raw.decode("utf-8", "replace")
+        filename = params.get(b"filename")
+        if filename is not None:
+            content = headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
+            files.setdefault(name, []).append(UploadedFile(filename.decode("utf-8", "replace"), content, bytes(payload)))
+            continue
+        try:
+            value = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MockError("invalid_multipart_body", f"Field '{name}' is not UTF-8 text.", name) from None
+        if name in fields:
+            existing = fields[name]
+            fields[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
+        else:
+            fields[name] = value
+    return fields, {k: tuple(v) for k, v in files.items()}
+
+
+def form_view(media: BodyMedia, parsed: ParsedBody) -> dict[str, Any]:
+    """A JSON view of a multipart body for schema validation.
+
+    Text parts are coerced to the types the schema declares (multipart carries text only) and
+    file parts stand in as strings, so the one compiled schema judges both transports.
+    """
+    properties = media.schema.get("properties", {}) if isinstance(media.schema, dict) else {}
+    view: dict[str, Any] = {}
+    for name, value in parsed.data.items():
+        view[name] = _coerce(value, properties.get(name, {}))
+    for name, uploads in parsed.files.items():
+        prop = properties.get(name, {})
+        if _declares(prop, "array") or len(uploads) > 1:
+            view[name] = [*_as_list(view.get(name)), *(u.filename or "upload" for u in uploads)]
+        else:
+            view[name] = uploads[0].filename or "upload"
+    return view
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _declares(schema: Any, type_name: str) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    declared = schema.get("type")
+    if declared == type_name or (isinstance(declared, list) and type_name in declared):
+        return True
+    return any(_declares(s, type_name) for key in ("oneOf", "anyOf") for s in schema.get(key, []))
+
+
+def _coerce(value: Any, schema: Any) -> Any:
+    if isinstance(value, list):
+        item_schema = schema.get("items", {}) if isinstance(schema, dict) else {}
+        return [_coerce(v, item_schema) for v in value]
+    if not isinstance(value, str):
+        return value
+    if _declares(schema, "integer"):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if _declares(schema, "number"):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if _declares(schema, "boolean") and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def schema_error(
+    validator: Any,
+    instance: Any,
+    *,
+    required_code: str = "missing_required_parameter",
+    code_for_param: Mapping[str, str] | None = None,
+) -> MockError | None:
+    """Judge ``instance`` with a compiled schema; map the most useful error to a documented code."""
+    errors = list(validator.iter_errors(instance))
+    if not errors:
+        return None
+    chosen = sorted(errors, key=lambda e: (_kind(e) != "Required", len(e.instance_path)))[0]
+    path = list(chosen.instance_path)
+    if _kind(chosen) == "Required" and not path:
+        name = _required_name(chosen)
+        code = (code_for_param or {}).get(name, required_code) if name else required_code
+        return MockError(code, f"Missing required parameter: '{name}'.", name)
+    param = str(path[0]) if path else None
+    code = (code_for_param or {}).get(param or "", "invalid_parameter_value")
+    where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return MockError(code, f"Invalid value for '{where or 'body'}': {chosen.message}.", param)
+
+
+def _kind(error: Any) -> str:
+    return type(error.kind).__name__
+
+
+def _required_name(error: Any) -> str | None:
+    prop = getattr(error.kind, "property", None)
+    if isinstance(prop, str):
+        return prop
+    message = str(error.message)
+    return message.split('"')[1] if message.count('"') >= 2 else None
+
+
+def query_view(operation: Operation, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Query parameters the operation declares, coerced to their schema types."""
+    declared = {q.name: q.schema for q in operation.query}
+    view: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in declared:
+            view[name] = _coerce(value, declared[name])
+    return view
