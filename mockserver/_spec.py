@@ -36,7 +36,7 @@ def load_yaml(path: Path) -> Any:
     """Parse YAML with the C loader when present (the spec is large; start-up time matters)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open("rb") as fh:
-        return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(fh, Loader=loader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +99,35 @@ class Spec:
     operations: tuple[Operation, ...]
     by_id: Mapping[str, Operation] = field(repr=False)
     path: Path | None = None
+    _response_validators: dict[tuple[str, int, str], Any] = field(default_factory=dict, repr=False)
 
     def resolve(self, node: Any) -> Any:
         """Follow local ``$ref``s until a non-reference node is reached."""
         return resolve(self.document, node)
+
+    def response_problems(self, operation_id: str, status: int, media_type: str, body: Any) -> list[str]:
+        """Why a response does not conform to the spec (empty when it does).
+
+        Used by the tests and the contract checks to hold every answer of the mock to the spec.
+        """
+        op = self.by_id[operation_id]
+        raw = self.document["paths"][op.path][op.method.lower()]["responses"]
+        declared = raw.get(str(status)) or raw.get(f"{str(status)[0]}XX") or raw.get("default")
+        if declared is None:
+            return [f"status {status} is not declared for {operation_id}"]
+        content = resolve(self.document, declared).get("content", {})
+        if not content:
+            return []
+        media = content.get(media_type.split(";")[0].strip())
+        if media is None:
+            return [f"{media_type} is not declared for {operation_id} {status}: {sorted(content)}"]
+        if "schema" not in media or not isinstance(body, (dict, list)):
+            return []
+        key = (operation_id, status, media_type)
+        validator = self._response_validators.get(key)
+        if validator is None:
+            validator = self._response_validators[key] = _compile(self.document, media["schema"])
+        return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(body)]
 
 
 def resolve(document: Mapping[str, Any], node: Any) -> Any:
@@ -222,8 +247,9 @@ def _walk_schemas(document: Mapping[str, Any], schema: Any) -> Iterator[dict[str
             yield from _walk_schemas(document, sub)
 
 
-def _operation(document: Mapping[str, Any], path: str, method: str, raw: Mapping[str, Any],
-               path_item: Mapping[str, Any]) -> Operation:
+def _operation(
+    document: Mapping[str, Any], path: str, method: str, raw: Mapping[str, Any], path_item: Mapping[str, Any]
+) -> Operation:
     op_id = raw.get("operationId")
     if not isinstance(op_id, str):
         raise SpecError(f"{method.upper()} {path} has no operationId")

@@ -53,14 +53,16 @@ def create_app(config: MockConfig | None = None, *, engine: Engine | None = None
     async def endpoint(request: Request) -> Response:
         scope = request.scope
         server = scope.get("server")
-        base_url = f"{scope.get('scheme', 'http')}://{request.headers.get('host') or (server and f'{server[0]}:{server[1]}') or 'localhost'}"
+        host = request.headers.get("host") or (f"{server[0]}:{server[1]}" if server else "localhost")
+        base_url = f"{scope.get('scheme', 'http')}://{host}"
         method = request.method
         path = scope["path"]
         try:
             body = await read_body(request, limit)
         except BodyTooLarge:
-            result = engine.reject(method, path, MockError(
-                "image_input_too_large", f"Request body exceeds the {limit}-byte limit.", None))
+            result = engine.reject(
+                method, path, MockError("image_input_too_large", f"Request body exceeds the {limit}-byte limit.", None)
+            )
             return _to_starlette(result, close=True)
         except ClientDisconnect:
             return Response(status_code=400)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class Model:
             factor = self.tiers[size]
             return w * factor, h * factor, tier
         parsed = parse_size(size)
-        if parsed and (size in self.sizes or self._flexible_ok(*parsed)):
+        if parsed and (size in self.sizes or size in self.derived_sizes or self._flexible_ok(*parsed)):
             return parsed[0], parsed[1], None
         if size in self.aspect_ratios and aspect_ratio is None:
             w, h = _must(parse_size(self.aspect_ratios[size]))
@@ -104,6 +104,16 @@ class Model:
             f"{param} '{size}' is not supported by model '{self.id}'. Supported: {self._size_help()}.",
             param,
         )
+
+    @cached_property
+    def derived_sizes(self) -> frozenset[str]:
+        """Concrete sizes that aspect ratios and tiers produce; asked for directly they are fine too."""
+        out = set()
+        for base in self.aspect_ratios.values():
+            w, h = _must(parse_size(base))
+            for factor in (*self.tiers.values(), 1):
+                out.add(f"{w * factor}x{h * factor}")
+        return frozenset(out)
 
     def _flexible_ok(self, width: int, height: int) -> bool:
         flex = self.flexible_size
@@ -160,8 +170,9 @@ class Model:
     def supported_parameters(self) -> dict[str, Any]:
         if self.style == "legacy":
             out: dict[str, Any] = {
-                "resolutions": list(self.resolution_values if not self.tiers
-                                    else [*self.aspect_ratios, *self.tiers, *self.sizes]),
+                "resolutions": list(
+                    self.resolution_values if not self.tiers else [*self.aspect_ratios, *self.tiers, *self.sizes]
+                ),
                 "max_images": self.n_max,
             }
             if self.fixed_image_count:
@@ -180,11 +191,17 @@ class Model:
             "output_format": {"type": "enum", "values": list(self.output_formats), "default": "png"},
         }
         if self.aspect_ratios:
-            typed["aspect_ratio"] = {"type": "enum", "values": list(self.aspect_ratios),
-                                     "default": next(iter(self.aspect_ratios))}
+            typed["aspect_ratio"] = {
+                "type": "enum",
+                "values": list(self.aspect_ratios),
+                "default": next(iter(self.aspect_ratios)),
+            }
         if self.qualities:
-            typed["quality"] = {"type": "enum", "values": list(self.qualities),
-                                "default": self.default_quality or self.qualities[0]}
+            typed["quality"] = {
+                "type": "enum",
+                "values": list(self.qualities),
+                "default": self.default_quality or self.qualities[0],
+            }
         if self.max_input_images:
             typed["input_references"] = {"type": "range", "min": 0, "max": self.max_input_images}
         if self.seed:
@@ -195,8 +212,12 @@ class Model:
         constraints: dict[str, Any] = {
             "max_items": self.max_input_images,
             "route": {
-                "min_width": 8, "min_height": 8, "max_width": 16384, "max_height": 16384,
-                "max_bytes": ROUTE_INPUT_MAX_BYTES, "formats": ["png", "jpeg", "webp"],
+                "min_width": 8,
+                "min_height": 8,
+                "max_width": 16384,
+                "max_height": 16384,
+                "max_bytes": ROUTE_INPUT_MAX_BYTES,
+                "formats": ["png", "jpeg", "webp"],
                 "source": "route-preflight",
                 "note": "NanoGPT route-level validation before provider submission.",
             },
@@ -212,8 +233,12 @@ class Model:
     def pricing_rows(self) -> list[dict[str, Any]]:
         keys = list(self.tiers) or [self.default_size]
         rows = [
-            {"billable": "output_image", "unit": "image", "cost_usd": self.price_by_resolution.get(k, self.price_usd),
-             "resolution": k}
+            {
+                "billable": "output_image",
+                "unit": "image",
+                "cost_usd": self.price_by_resolution.get(k, self.price_usd),
+                "resolution": k,
+            }
             for k in keys
         ]
         rows += [
@@ -249,11 +274,18 @@ class Catalog:
     def images_models_body(self) -> dict[str, Any]:
         data = [
             {
-                "id": m.id, "object": "model", "name": m.name, "description": m.description,
-                "created": m.created, "owned_by": m.owned_by, "architecture": m.architecture(),
-                "supported_parameters": m.supported_parameters(), "supports_streaming": False,
+                "id": m.id,
+                "object": "model",
+                "name": m.name,
+                "description": m.description,
+                "created": m.created,
+                "owned_by": m.owned_by,
+                "architecture": m.architecture(),
+                "supported_parameters": m.supported_parameters(),
+                "supports_streaming": False,
                 "endpoints": f"/api/v1/images/models/{m.id}/endpoints",
-                "capabilities": dict(m.capabilities), "category": "image",
+                "capabilities": dict(m.capabilities),
+                "category": "image",
             }
             for m in self.models
         ]
@@ -262,9 +294,13 @@ class Catalog:
     def endpoints_body(self, model_id: str) -> dict[str, Any]:
         m = self.get(model_id)
         endpoint: dict[str, Any] = {
-            "provider_name": m.provider_name, "provider_slug": m.provider_slug, "provider_tag": None,
-            "supported_parameters": m.supported_parameters(), "allowed_passthrough_parameters": [],
-            "supports_streaming": False, "pricing": m.pricing_rows(),
+            "provider_name": m.provider_name,
+            "provider_slug": m.provider_slug,
+            "provider_tag": None,
+            "supported_parameters": m.supported_parameters(),
+            "allowed_passthrough_parameters": [],
+            "supports_streaming": False,
+            "pricing": m.pricing_rows(),
         }
         if m.max_input_images:
             endpoint["input_reference_constraints"] = m.input_constraints()
@@ -276,18 +312,24 @@ class Catalog:
             item: dict[str, Any] = {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
             if detailed:
                 modality = "text+image->image" if m.max_input_images else "text->image"
-                per_image = {k.replace("x", "*"): v for k, v in [(m.default_size, m.price_usd),
-                                                                 *m.price_by_resolution.items()]}
-                item.update({
-                    "name": m.name, "description": m.description,
-                    "architecture": {"modality": modality, **m.architecture()},
-                    "pricing": {"per_image": per_image, "currency": "USD"},
-                    "capabilities": dict(m.capabilities),
-                    "supported_parameters": m.supported_parameters() if m.style == "legacy"
-                    else {"resolutions": list(m.resolution_values), "max_images": m.n_max},
-                    "icon_url": m.icon_url or f"/icons/{m.owned_by}.svg",
-                    "tags": list(m.tags), "category": "image",
-                })
+                per_image = {
+                    k.replace("x", "*"): v for k, v in [(m.default_size, m.price_usd), *m.price_by_resolution.items()]
+                }
+                item.update(
+                    {
+                        "name": m.name,
+                        "description": m.description,
+                        "architecture": {"modality": modality, **m.architecture()},
+                        "pricing": {"per_image": per_image, "currency": "USD"},
+                        "capabilities": dict(m.capabilities),
+                        "supported_parameters": m.supported_parameters()
+                        if m.style == "legacy"
+                        else {"resolutions": list(m.resolution_values), "max_images": m.n_max},
+                        "icon_url": m.icon_url or f"/icons/{m.owned_by}.svg",
+                        "tags": list(m.tags),
+                        "category": "image",
+                    }
+                )
             data.append(item)
         return {"object": "list", "data": data, "meta": {"count": len(data), "generated_at": self.generated_at}}
 
@@ -298,23 +340,32 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
         caps = {**defaults.get("capabilities", {}), **raw.get("capabilities", {})}
         provider = merged.get("provider", {})
         model = Model(
-            id=str(merged["id"]), name=str(merged["name"]), description=str(merged.get("description", "")),
-            owned_by=str(merged["owned_by"]), created=int(merged["created"]),
+            id=str(merged["id"]),
+            name=str(merged["name"]),
+            description=str(merged.get("description", "")),
+            owned_by=str(merged["owned_by"]),
+            created=int(merged["created"]),
             provider_name=str(provider.get("name", merged["owned_by"])),
             provider_slug=str(provider.get("slug", merged["owned_by"])),
-            style=str(merged.get("style", "typed")), capabilities=caps,
+            style=str(merged.get("style", "typed")),
+            capabilities=caps,
             max_input_images=int(merged.get("max_input_images", 0)),
             input_max_bytes=int(merged.get("input_max_bytes", ROUTE_INPUT_MAX_BYTES)),
-            sizes=tuple(str(s) for s in merged.get("sizes", [])), default_size=str(merged["default_size"]),
+            sizes=tuple(str(s) for s in merged.get("sizes", [])),
+            default_size=str(merged["default_size"]),
             flexible_size=merged.get("flexible_size"),
             aspect_ratios={str(k): str(v) for k, v in merged.get("aspect_ratios", {}).items()},
             tiers={str(k): int(v) for k, v in merged.get("tiers", {}).items()},
-            qualities=tuple(merged.get("qualities", [])), default_quality=merged.get("default_quality"),
-            output_formats=tuple(merged.get("output_formats", ["png"])), n_max=int(merged.get("n_max", 1)),
-            fixed_image_count=merged.get("fixed_image_count"), seed=bool(merged.get("seed", True)),
+            qualities=tuple(merged.get("qualities", [])),
+            default_quality=merged.get("default_quality"),
+            output_formats=tuple(merged.get("output_formats", ["png"])),
+            n_max=int(merged.get("n_max", 1)),
+            fixed_image_count=merged.get("fixed_image_count"),
+            seed=bool(merged.get("seed", True)),
             price_usd=float(merged["price_usd"]),
             price_by_resolution={str(k): float(v) for k, v in merged.get("price_by_resolution", {}).items()},
-            rendering_speed=tuple(merged.get("rendering_speed", [])), tags=tuple(merged.get("tags", [])),
+            rendering_speed=tuple(merged.get("rendering_speed", [])),
+            tags=tuple(merged.get("tags", [])),
             icon_url=merged.get("icon_url"),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -163,13 +163,19 @@ class Engine:
             return self.serve_file(request)
         match = self.router.route(request.method, request.path)
         if isinstance(match, NoRoute):
-            return json_response(404, _plain_error(f"No route for {request.method} {request.path}.",
-                                                   "not_found_error", "not_found"), error_code="not_found")
+            return json_response(
+                404,
+                _plain_error(f"No route for {request.method} {request.path}.", "not_found_error", "not_found"),
+                error_code="not_found",
+            )
         if isinstance(match, MethodNotAllowed):
             return json_response(
                 405,
-                _plain_error(f"Method {request.method} is not allowed on {request.path}. Allowed: "
-                             f"{', '.join(match.allowed)}.", "invalid_request_error", "method_not_allowed"),
+                _plain_error(
+                    f"Method {request.method} is not allowed on {request.path}. Allowed: {', '.join(match.allowed)}.",
+                    "invalid_request_error",
+                    "method_not_allowed",
+                ),
                 {"allow": ", ".join(match.allowed)},
                 error_code="method_not_allowed",
             )
@@ -209,11 +215,13 @@ class Engine:
         """Render ``error`` in the envelope and status the spec documents for it on ``operation``."""
         template = operation.error(error.code) if operation else None
         if template is None:
-            log.warning("code %s is not documented for %s", error.code,
-                        operation.operation_id if operation else "-")
-            template = ErrorTemplate(error.code, _FALLBACK_STATUS.get(error.code, 400),
-                                     _plain_error(error.message or error.code, "invalid_request_error", error.code),
-                                     "param")
+            log.warning("code %s is not documented for %s", error.code, operation.operation_id if operation else "-")
+            template = ErrorTemplate(
+                error.code,
+                _FALLBACK_STATUS.get(error.code, 400),
+                _plain_error(error.message or error.code, "invalid_request_error", error.code),
+                "param",
+            )
         body = render_error(template, error)
         headers = {k.lower(): v for k, v in error.headers.items()}
         if "retry-after" in template.headers and "retry-after" not in headers:
@@ -221,12 +229,18 @@ class Engine:
         return json_response(template.status, body, headers, error_code=error.code)
 
     # -- validation helpers ------------------------------------------------------------------
-    def _validated(self, ctx: Context, *, code_for_param: Mapping[str, str] | None = None,
-                   required_code: str = "missing_required_parameter") -> dict[str, Any]:
+    def _validated(
+        self,
+        ctx: Context,
+        *,
+        code_for_param: Mapping[str, str] | None = None,
+        required_code: str = "missing_required_parameter",
+    ) -> dict[str, Any]:
         assert ctx.body is not None
         media = ctx.operation.bodies[ctx.body.media_type]
-        instance = form_view(media, ctx.body) if ctx.body.files or media.media_type.startswith("multipart/") \
-            else ctx.body.data
+        instance = (
+            form_view(media, ctx.body) if ctx.body.files or media.media_type.startswith("multipart/") else ctx.body.data
+        )
         error = schema_error(media.validator, instance, required_code=required_code, code_for_param=code_for_param)
         if error:
             raise error
@@ -246,8 +260,9 @@ class Engine:
             raise MockError("unsupported_provider_options", None, "provider")
         if "input_references" in data and any(alias in data for alias in _IMAGE_ALIASES):
             raise MockError("conflicting_image_inputs", None, "input_references")
-        body = self._validated(ctx, code_for_param={"input_references": "invalid_input_references",
-                                                    "model": "missing_model"})
+        body = self._validated(
+            ctx, code_for_param={"input_references": "invalid_input_references", "model": "missing_model"}
+        )
         model = self.catalog.get(body["model"])
         references: list[Any] = list(body.get("input_references") or [])
         if not references:
@@ -257,8 +272,15 @@ class Engine:
         sources = [self._reference(ref, model, "input_references") for ref in references]
         n = body.get("nImages", body.get("n", 1))
         return self._generate(
-            ctx, model, body, sources=sources, mask=None, n=int(n), n_param="nImages" if "nImages" in body else "n",
-            size=body.get("resolution", body.get("size")), size_param="resolution" if "resolution" in body else "size",
+            ctx,
+            model,
+            body,
+            sources=sources,
+            mask=None,
+            n=int(n),
+            n_param="nImages" if "nImages" in body else "n",
+            size=body.get("resolution", body.get("size")),
+            size_param="resolution" if "resolution" in body else "size",
             image_param="input_references",
         )
 
@@ -268,10 +290,23 @@ class Engine:
         urls = [body["imageDataUrl"]] if body.get("imageDataUrl") else []
         urls += list(body.get("imageDataUrls") or [])
         sources = [self._data_url(u, "imageDataUrl", self.config.max_image_bytes) for u in urls]
-        mask = self._data_url(body["maskDataUrl"], "maskDataUrl", self.config.max_image_bytes) \
-            if body.get("maskDataUrl") else None
-        return self._generate(ctx, model, body, sources=sources, mask=mask, n=int(body.get("n", 1)), n_param="n",
-                              size=body.get("size"), size_param="size", image_param="imageDataUrl")
+        mask = (
+            self._data_url(body["maskDataUrl"], "maskDataUrl", self.config.max_image_bytes)
+            if body.get("maskDataUrl")
+            else None
+        )
+        return self._generate(
+            ctx,
+            model,
+            body,
+            sources=sources,
+            mask=mask,
+            n=int(body.get("n", 1)),
+            n_param="n",
+            size=body.get("size"),
+            size_param="size",
+            image_param="imageDataUrl",
+        )
 
     def _openai_edit(self, ctx: Context) -> MockResponse:
         assert ctx.body is not None
@@ -292,11 +327,15 @@ class Engine:
         else:
             data = parsed.data
             urls = [data["imageDataUrl"]] if isinstance(data.get("imageDataUrl"), str) else []
-            urls += [u for u in data.get("imageDataUrls") or [] if isinstance(u, str)] \
-                if isinstance(data.get("imageDataUrls"), list) else []
+            urls += (
+                [u for u in data.get("imageDataUrls") or [] if isinstance(u, str)]
+                if isinstance(data.get("imageDataUrls"), list)
+                else []
+            )
             if not urls and not data.get("imageDataUrl") and not data.get("imageDataUrls"):
-                raise MockError("missing_image_input", "image is required. Send image, image[] or imageDataUrl.",
-                                "image")
+                raise MockError(
+                    "missing_image_input", "image is required. Send image, image[] or imageDataUrl.", "image"
+                )
             image_param = "imageDataUrl"
         if not sources and parsed.media_type.startswith("multipart/"):
             raise MockError("missing_image_input", "image is required. Send image or at least one image[].", "image")
@@ -308,8 +347,19 @@ class Engine:
             if body.get("maskDataUrl"):
                 mask = self._data_url(body["maskDataUrl"], "maskDataUrl", limit)
         model = self.catalog.get(str(body.get("model") or DEFAULT_EDIT_MODEL))
-        return self._generate(ctx, model, body, sources=sources, mask=mask, n=int(body.get("n", 1)), n_param="n",
-                              size=body.get("size"), size_param="size", image_param=image_param, edit=True)
+        return self._generate(
+            ctx,
+            model,
+            body,
+            sources=sources,
+            mask=mask,
+            n=int(body.get("n", 1)),
+            n_param="n",
+            size=body.get("size"),
+            size_param="size",
+            image_param=image_param,
+            edit=True,
+        )
 
     def _legacy_generate(self, ctx: Context) -> MockResponse:
         body = self._validated(ctx)
@@ -322,8 +372,18 @@ class Engine:
         if size is None and ("width" in body or "height" in body):
             size = f"{body.get('width', 1024)}x{body.get('height', 1024)}"
             size_param = "width"
-        return self._generate(ctx, model, body, sources=sources, mask=None, n=int(body.get("nImages", 1)),
-                              n_param="nImages", size=size, size_param=size_param, image_param="imageDataUrl")
+        return self._generate(
+            ctx,
+            model,
+            body,
+            sources=sources,
+            mask=None,
+            n=int(body.get("nImages", 1)),
+            n_param="nImages",
+            size=size,
+            size_param=size_param,
+            image_param="imageDataUrl",
+        )
 
     def _legacy_models(self, ctx: Context) -> MockResponse:
         detailed = ctx.query.get("detailed", True)
@@ -343,8 +403,9 @@ class Engine:
         width, height, _ = self.catalog.get("midjourney").pixel_size(None)
         spec = RenderSpec("midjourney", _digest(task_id), width, height, seed, 0, "png")
         url = self._signed_url(ctx.request, spec, None)
-        return json_response(200, {"status": "SUCCESS", "task_id": task_id, "progress": "100%",
-                                   "imageUrl": url, "failReason": None})
+        return json_response(
+            200, {"status": "SUCCESS", "task_id": task_id, "progress": "100%", "imageUrl": url, "failReason": None}
+        )
 
     # -- the shared generation path -------------------------------------------------------------
     def _generate(
@@ -363,27 +424,37 @@ class Engine:
         edit: bool = False,
     ) -> MockResponse:
         if sources and model.max_input_images == 0:
-            raise MockError("image_input_not_supported",
-                            f"Model '{model.id}' does not accept image input; it is text-to-image only.",
-                            image_param)
+            raise MockError(
+                "image_input_not_supported",
+                f"Model '{model.id}' does not accept image input; it is text-to-image only.",
+                image_param,
+            )
         if len(sources) > model.max_input_images:
-            raise MockError("invalid_parameter_value",
-                            f"Model '{model.id}' accepts at most {model.max_input_images} input images, "
-                            f"got {len(sources)}.", image_param)
+            raise MockError(
+                "invalid_parameter_value",
+                f"Model '{model.id}' accepts at most {model.max_input_images} input images, got {len(sources)}.",
+                image_param,
+            )
         if mask is not None and not model.inpainting:
-            raise MockError("image_input_not_supported", f"Model '{model.id}' does not support masks (inpainting).",
-                            "mask" if edit else "maskDataUrl")
+            raise MockError(
+                "image_input_not_supported",
+                f"Model '{model.id}' does not support masks (inpainting).",
+                "mask" if edit else "maskDataUrl",
+            )
         aspect = body.get("aspect_ratio")
-        width, height, tier = model.pixel_size(size if size is None else str(size),
-                                               None if aspect is None else str(aspect), param=size_param)
+        width, height, tier = model.pixel_size(
+            size if size is None else str(size), None if aspect is None else str(aspect), param=size_param
+        )
         keep_source_size = edit and size is None and bool(sources)
         model.check_quality(None if body.get("quality") is None else str(body.get("quality")))
         output_format = str(body.get("output_format") or "png").lower()
         output_format = "jpeg" if output_format == "jpg" else output_format
         if output_format not in MEDIA_TYPES:
-            raise MockError("invalid_parameter_value",
-                            f"output_format '{output_format}' is not supported. Use png, jpeg or webp.",
-                            "output_format")
+            raise MockError(
+                "invalid_parameter_value",
+                f"output_format '{output_format}' is not supported. Use png, jpeg or webp.",
+                "output_format",
+            )
         model.check_output_format(output_format)
         count = model.image_count(n, n_param)
         unit_price = to_decimal(model.price(width, height, tier))
@@ -400,30 +471,40 @@ class Engine:
             for index in range(count):
                 spec = RenderSpec(model.id, prompt, width, height, seed, index, output_format)  # type: ignore[arg-type]
                 if sources:
-                    image = self.renderer.render_edit(spec, sources[index % len(sources)].data,
-                                                      None if mask is None else mask.data,
-                                                      keep_source_size=keep_source_size)
+                    image = self.renderer.render_edit(
+                        spec,
+                        sources[index % len(sources)].data,
+                        None if mask is None else mask.data,
+                        keep_source_size=keep_source_size,
+                    )
                     stored = self._store(image) if want_url else None
-                    data.append({"url": self._signed_url(ctx.request, spec, stored)} if want_url
-                                else {"b64_json": base64.b64encode(image).decode()})
+                    data.append(
+                        {"url": self._signed_url(ctx.request, spec, stored)}
+                        if want_url
+                        else {"b64_json": base64.b64encode(image).decode()}
+                    )
                 elif want_url:
                     data.append({"url": self._signed_url(ctx.request, spec, None)})
                 else:
                     data.append({"b64_json": base64.b64encode(self.renderer.render(spec)).decode()})
         except InvalidImage as exc:
             self.ledger.refund(ctx.key, cost)
-            raise MockError("invalid_parameter_value", f"An input image could not be decoded: {exc}.",
-                            image_param) from None
+            raise MockError(
+                "invalid_parameter_value", f"An input image could not be decoded: {exc}.", image_param
+            ) from None
         except BaseException:
             self.ledger.refund(ctx.key, cost)
             raise
-        return json_response(ctx.operation.success_status, {
-            "created": int(self.clock.now()),
-            "data": data,
-            "cost": float(cost),
-            "paymentSource": "USD",
-            "remainingBalance": float(remaining),
-        })
+        return json_response(
+            ctx.operation.success_status,
+            {
+                "created": int(self.clock.now()),
+                "data": data,
+                "cost": float(cost),
+                "paymentSource": "USD",
+                "remainingBalance": float(remaining),
+            },
+        )
 
     def _x402_quote(self, ctx: Context, cost: Decimal) -> MockError:
         template = ctx.operation.errors["x402_payment_required"]
@@ -432,24 +513,32 @@ class Engine:
         payment_id = "pay_" + request_hash[:24]
         base = self.config.public_base_url or ctx.request.base_url
         expires = datetime.fromtimestamp(self.clock.now() + 900, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        payment.update({
-            "paymentId": payment_id, "requestHash": f"sha256:{request_hash}", "expiresAt": expires,
-            "amountUsd": f"{cost:.4f}", "statusUrl": f"{base}/api/x402/status/{payment_id}",
-            "completeUrl": f"{base}/api/x402/complete/{payment_id}",
-        })
-        return MockError("x402_payment_required", "Payment required to complete this request.",
-                         extra={"payment": payment})
+        payment.update(
+            {
+                "paymentId": payment_id,
+                "requestHash": f"sha256:{request_hash}",
+                "expiresAt": expires,
+                "amountUsd": f"{cost:.4f}",
+                "statusUrl": f"{base}/api/x402/status/{payment_id}",
+                "completeUrl": f"{base}/api/x402/complete/{payment_id}",
+            }
+        )
+        return MockError(
+            "x402_payment_required", "Payment required to complete this request.", extra={"payment": payment}
+        )
 
     # -- image inputs ------------------------------------------------------------------------
     def _data_url(self, value: Any, param: str, limit: int) -> SourceImage:
         if not isinstance(value, str) or not _DATA_URL.match(value):
-            raise MockError("invalid_parameter_value",
-                            f"{param} must be a base64 data URL (data:image/<type>;base64,...); "
-                            "direct URL input is not supported.", param)
+            raise MockError(
+                "invalid_parameter_value",
+                f"{param} must be a base64 data URL (data:image/<type>;base64,...); direct URL input is not supported.",
+                param,
+            )
         return self._decode_data_url(value, param, limit, "invalid_parameter_value")
 
     def _decode_data_url(self, value: str, param: str, limit: int, bad_code: str) -> SourceImage:
-        payload = value[value.index(",") + 1:]
+        payload = value[value.index(",") + 1 :]
         if len(payload) * 3 // 4 > limit + 3:
             raise MockError("image_input_too_large", f"{param}: image is larger than {limit} bytes.", param)
         try:
@@ -460,15 +549,17 @@ class Engine:
 
     def _checked_image(self, data: bytes, param: str, limit: int, bad_code: str) -> SourceImage:
         if len(data) > limit:
-            raise MockError("image_input_too_large", f"{param}: image is {len(data)} bytes; the limit is {limit}.",
-                            param)
+            raise MockError(
+                "image_input_too_large", f"{param}: image is {len(data)} bytes; the limit is {limit}.", param
+            )
         try:
             info = image_info(data)
         except InvalidImage as exc:
             raise MockError(bad_code, f"{param}: not a decodable image ({exc}).", param) from None
         if info.width < 8 or info.height < 8:
-            raise MockError(bad_code, f"{param}: images must be at least 8x8 pixels, got {info.width}x{info.height}.",
-                            param)
+            raise MockError(
+                bad_code, f"{param}: images must be at least 8x8 pixels, got {info.width}x{info.height}.", param
+            )
         return SourceImage(data)
 
     def _upload(self, upload: UploadedFile, param: str, limit: int) -> SourceImage:
@@ -480,8 +571,9 @@ class Engine:
         limit = model.input_max_bytes if model else self.config.max_image_bytes
         url = ref.get("image_url", {}).get("url") if isinstance(ref, dict) else ref
         if not isinstance(url, str) or not url:
-            raise MockError(bad, "input_references must be an array of image URL strings, data URLs or "
-                                 "image_url objects.", param)
+            raise MockError(
+                bad, "input_references must be an array of image URL strings, data URLs or image_url objects.", param
+            )
         if url.startswith("data:"):
             if not _DATA_URL.match(url):
                 raise MockError(bad, f"{param}: data URLs must be data:image/<type>;base64,...", param)
@@ -509,14 +601,22 @@ class Engine:
         return digest
 
     def _signed_url(self, request: MockRequest, spec: RenderSpec, stored: str | None) -> str:
-        payload: dict[str, Any] = {"d": stored, "f": spec.output_format} if stored else {
-            "m": spec.model, "p": spec.prompt, "w": spec.width, "h": spec.height, "s": spec.seed,
-            "i": spec.index, "f": spec.output_format,
-        }
+        payload: dict[str, Any] = (
+            {"d": stored, "f": spec.output_format}
+            if stored
+            else {
+                "m": spec.model,
+                "p": spec.prompt,
+                "w": spec.width,
+                "h": spec.height,
+                "s": spec.seed,
+                "i": spec.index,
+                "f": spec.output_format,
+            }
+        )
         expires = int(self.clock.now()) + self.config.url_ttl
         base = (self.config.public_base_url or request.base_url).rstrip("/")
-        return base + self.signer.sign(payload, "jpg" if spec.output_format == "jpeg" else spec.output_format,
-                                       expires)
+        return base + self.signer.sign(payload, "jpg" if spec.output_format == "jpeg" else spec.output_format, expires)
 
     def _own_file(self, url: str) -> bytes | None:
         path, _, query = url.partition("?")
@@ -530,18 +630,29 @@ class Engine:
     def serve_file(self, request: MockRequest) -> MockResponse:
         """GET a signed image URL: 200 with the image, 403 tampered, 410 expired, 404 gone."""
         if request.method.upper() not in ("GET", "HEAD"):
-            return json_response(405, _plain_error("Signed image URLs only answer GET.", "invalid_request_error",
-                                                   "method_not_allowed"), {"allow": "GET, HEAD"})
-        name = request.path[len(FILES_PREFIX):]
+            return json_response(
+                405,
+                _plain_error("Signed image URLs only answer GET.", "invalid_request_error", "method_not_allowed"),
+                {"allow": "GET, HEAD"},
+            )
+        name = request.path[len(FILES_PREFIX) :]
         query = dict(request.query)
         try:
             signed = self.signer.verify(name, query.get("expires"), query.get("signature"))
         except SignatureError as exc:
-            return json_response(403, _plain_error(f"Invalid image URL signature: {exc}.", "permission_error",
-                                                   "invalid_signature"), error_code="invalid_signature")
+            return json_response(
+                403,
+                _plain_error(f"Invalid image URL signature: {exc}.", "permission_error", "invalid_signature"),
+                error_code="invalid_signature",
+            )
         if self.clock.now() > signed.expires:
-            return json_response(410, _plain_error("This image URL has expired; generate the image again.",
-                                                   "invalid_request_error", "url_expired"), error_code="url_expired")
+            return json_response(
+                410,
+                _plain_error(
+                    "This image URL has expired; generate the image again.", "invalid_request_error", "url_expired"
+                ),
+                error_code="url_expired",
+            )
         p = signed.payload
         fmt = str(p.get("f", "png"))
         try:
@@ -549,22 +660,39 @@ class Engine:
                 with self._store_lock:
                     image = self._stored.get(str(p["d"]))
                 if image is None:
-                    return json_response(404, _plain_error("This image is no longer stored by this mock process.",
-                                                           "not_found_error", "file_not_found"))
+                    return json_response(
+                        404,
+                        _plain_error(
+                            "This image is no longer stored by this mock process.", "not_found_error", "file_not_found"
+                        ),
+                    )
             else:
-                image = self.renderer.render(RenderSpec(str(p["m"]), str(p["p"]), int(p["w"]), int(p["h"]),
-                                                        int(p["s"]), int(p["i"]), fmt))  # type: ignore[arg-type]
+                image = self.renderer.render(
+                    RenderSpec(str(p["m"]), str(p["p"]), int(p["w"]), int(p["h"]), int(p["s"]), int(p["i"]), fmt)
+                )  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
-            return json_response(403, _plain_error("Invalid image URL payload.", "permission_error",
-                                                   "invalid_signature"), error_code="invalid_signature")
-        return MockResponse(200, b"" if request.method.upper() == "HEAD" else image,
-                            media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"),
-                            headers={"cache-control": "private, max-age=3600"})
+            return json_response(
+                403,
+                _plain_error("Invalid image URL payload.", "permission_error", "invalid_signature"),
+                error_code="invalid_signature",
+            )
+        return MockResponse(
+            200,
+            b"" if request.method.upper() == "HEAD" else image,
+            media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"),
+            headers={"cache-control": "private, max-age=3600"},
+        )
 
 
 _FALLBACK_STATUS = {
-    "missing_api_key": 401, "invalid_api_key": 401, "insufficient_balance": 402, "model_not_found": 404,
-    "image_input_too_large": 413, "rate_limit_exceeded": 429, "server_error": 500, "service_unavailable": 503,
+    "missing_api_key": 401,
+    "invalid_api_key": 401,
+    "insufficient_balance": 402,
+    "model_not_found": 404,
+    "image_input_too_large": 413,
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+    "service_unavailable": 503,
 }
 
 

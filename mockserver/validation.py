@@ -54,7 +54,7 @@ def parse_body(operation: Operation, content_type: str | None, body: bytes) -> P
         data, files = parse_multipart(content_type or "", body)
         return ParsedBody(media_type, data, files)
     try:
-        data = orjson.loads(body) if body.strip() else None
+        data: Any = orjson.loads(body) if body.strip() else None
     except orjson.JSONDecodeError as exc:
         raise MockError("invalid_json", f"Request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
@@ -113,19 +113,25 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dic
     except (MultipartParseError, ValueError) as exc:
         raise MockError("invalid_multipart_body", f"Malformed multipart body: {exc}.") from None
     if not state.get("ended") or not parts:
-        raise MockError("invalid_multipart_body", "Malformed multipart body: it does not end with the closing boundary.")
+        raise MockError(
+            "invalid_multipart_body", "Malformed multipart body: it does not end with the closing boundary."
+        )
     fields: dict[str, Any] = {}
     files: dict[str, list[UploadedFile]] = {}
     for headers, payload in parts:
         disposition, params = parse_options_header(headers.get(b"content-disposition", b""))
         name_raw = params.get(b"name")
         if disposition != b"form-data" or name_raw is None:
-            raise MockError("invalid_multipart_body", "Every multipart part needs Content-Disposition: form-data; name=...")
+            raise MockError(
+                "invalid_multipart_body", "Every multipart part needs Content-Disposition: form-data; name=..."
+            )
         name = name_raw.decode("utf-8", "replace")
         filename = params.get(b"filename")
         if filename is not None:
             content = headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
-            files.setdefault(name, []).append(UploadedFile(filename.decode("utf-8", "replace"), content, bytes(payload)))
+            files.setdefault(name, []).append(
+                UploadedFile(filename.decode("utf-8", "replace"), content, bytes(payload))
+            )
             continue
         try:
             value = payload.decode("utf-8")
