@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -79,6 +80,8 @@ def create_app(config: MockConfig | None = None, *, engine: Engine | None = None
         except Exception:  # the server must survive anything: answer 500 in the documented envelope
             log.exception("unhandled error on %s %s", method, path)
             result = engine.reject(method, path, MockError("server_error", "Internal server error."))
+        if result.delay > 0:
+            await anyio.sleep(result.delay)
         return _to_starlette(result)
 
     @asynccontextmanager

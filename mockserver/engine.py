@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +25,12 @@ from typing import Any
 import orjson
 
 from ._spec import Operation, Spec, load_spec
+from .admin import ADMIN_PREFIX, AdminApi
 from .auth import authenticate
 from .catalog import Catalog, Model, load_catalog
+from .controls import Directives, FaultProfile, Faults, Journal, key_id, parse_prefer, seconds_to_midnight
 from .errors import ErrorTemplate, MockError, render_error
+from .messages import MockRequest, MockResponse, json_response, plain_error
 from .render import MEDIA_TYPES, InvalidImage, Renderer, RenderSpec, image_info
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
@@ -56,26 +60,8 @@ class MockConfig:
     max_image_bytes: int = OPENAI_MAX_IMAGE_BYTES
     public_base_url: str | None = None
     render_cache_bytes: int = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class MockRequest:
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
-    body: bytes = b""
-    base_url: str = "http://127.0.0.1:8787"
-
-
-@dataclass(slots=True)
-class MockResponse:
-    status: int
-    body: bytes
-    media_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    operation_id: str | None = None
-    error_code: str | None = None
+    fault_profile: FaultProfile | None = None
+    admin_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +78,13 @@ class Context:
     request: MockRequest
     operation: Operation
     params: Mapping[str, str]
-    key: str | None
+    key: str | None = None
     body: ParsedBody | None = None
     query: dict[str, Any] = field(default_factory=dict)
-
-
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None, **extra: Any) -> MockResponse:
-    return MockResponse(status, orjson.dumps(payload), headers=headers or {}, **extra)
+    directives: Directives = field(default_factory=Directives)
+    fault: str | None = None
+    delay_ms: float = 0.0
+    cost: Decimal | None = None
 
 
 class Engine:
@@ -119,6 +105,9 @@ class Engine:
         self.signer = UrlSigner(self.config.signing_secret)
         self.clock = Clock()
         self.ledger = Ledger(self.config.balance)
+        self.faults = Faults(self.config.fault_profile)
+        self.journal = Journal()
+        self.admin = AdminApi(self)
         self._stored: OrderedDict[str, bytes] = OrderedDict()  # edit outputs served by URL
         self._stored_bytes = 0
         self._store_lock = threading.Lock()
@@ -149,9 +138,11 @@ class Engine:
         return bool(key) and (not self.config.api_keys or key in self.config.api_keys)
 
     def reset(self) -> None:
-        """Back to the state of a fresh instance (balances, clock, stored files, caches)."""
+        """Back to the state of a fresh instance (balances, clock, faults, journal, files, caches)."""
         self.ledger.reset()
         self.clock.reset()
+        self.faults.reset()
+        self.journal.clear()
         with self._store_lock:
             self._stored.clear()
             self._stored_bytes = 0
@@ -159,49 +150,113 @@ class Engine:
 
     # -- the pipeline -------------------------------------------------------------------------
     def handle(self, request: MockRequest) -> MockResponse:
+        if request.path.startswith(ADMIN_PREFIX) and not request.path.startswith(FILES_PREFIX):
+            return self.admin.handle(request)
+        started = time.perf_counter()
+        ctx: Context | None = None
         if request.path.startswith(FILES_PREFIX):
-            return self.serve_file(request)
-        match = self.router.route(request.method, request.path)
+            response = self.serve_file(request)
+        else:
+            match = self.router.route(request.method, request.path)
+            if isinstance(match, RouteMatch):
+                ctx = Context(request, match.operation, match.params)
+                response = self._run(ctx)
+            else:
+                response = self._no_route(request, match)
+        if request.method.upper() == "HEAD":
+            response.body = b""
+        self._record(request, response, ctx, started)
+        return response
+
+    def _no_route(self, request: MockRequest, match: NoRoute | MethodNotAllowed) -> MockResponse:
         if isinstance(match, NoRoute):
-            return json_response(
-                404,
-                _plain_error(f"No route for {request.method} {request.path}.", "not_found_error", "not_found"),
-                error_code="not_found",
-            )
-        if isinstance(match, MethodNotAllowed):
-            return json_response(
-                405,
-                _plain_error(
-                    f"Method {request.method} is not allowed on {request.path}. Allowed: {', '.join(match.allowed)}.",
-                    "invalid_request_error",
-                    "method_not_allowed",
-                ),
-                {"allow": ", ".join(match.allowed)},
-                error_code="method_not_allowed",
-            )
-        operation = match.operation
+            message = f"No route for {request.method} {request.path}."
+            return json_response(404, plain_error(message, "not_found_error", "not_found"), error_code="not_found")
+        return json_response(
+            405,
+            plain_error(
+                f"Method {request.method} is not allowed on {request.path}. Allowed: {', '.join(match.allowed)}.",
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            {"allow": ", ".join(match.allowed)},
+            error_code="method_not_allowed",
+        )
+
+    def _run(self, ctx: Context) -> MockResponse:
+        """The pipeline of one NanoGPT operation, with the testing controls at their fixed points."""
+        operation = ctx.operation
         try:
-            response = self.dispatch(request, match)
+            ctx.directives = parse_prefer(ctx.request.headers.get("prefer"), operation)
+            if ctx.directives.empty:
+                ctx.directives = self.faults.take(operation, ctx.request.path)
+                ctx.fault = None if ctx.directives.empty else "queue"
+            else:
+                ctx.fault = "prefer"
+            if ctx.directives.code is not None:
+                raise self._forced(operation, ctx.directives.code)
+            response = self.dispatch(ctx)
         except MockError as error:
             response = self.error_response(operation, error)
         response.operation_id = operation.operation_id
-        if request.method.upper() == "HEAD":
-            response.body = b""
+        if ctx.directives.latency_ms is not None:
+            ctx.delay_ms = ctx.directives.latency_ms
+        response.delay = ctx.delay_ms / 1000.0
         return response
+
+    def _forced(self, operation: Operation, code: str) -> MockError:
+        """A documented error chosen by a control: the example's own message and parameter."""
+        template = operation.errors[code]
+        inner = template.body.get("error")
+        param = inner.get(template.param_key) if isinstance(inner, dict) and template.param_key else None
+        headers = {}
+        if "retry-after" in template.headers:
+            wait = seconds_to_midnight(self.clock.now()) if code.startswith("daily_") else 1
+            headers["retry-after"] = str(wait)
+        return MockError(code, None, param, headers=headers)
+
+    def _record(self, request: MockRequest, response: MockResponse, ctx: Context | None, started: float) -> None:
+        model = None
+        if ctx is not None and ctx.body is not None:
+            value = ctx.body.data.get("model")
+            model = value if isinstance(value, str) else None
+        self.journal.record(
+            {
+                "time": self.clock.now(),
+                "method": request.method.upper(),
+                "path": request.path,
+                "query": "&".join(f"{k}={v}" for k, v in request.query),
+                "operation_id": response.operation_id,
+                "key_id": key_id(ctx.key) if ctx else None,
+                "model": model,
+                "status": response.status,
+                "error_code": response.error_code,
+                "cost": None if ctx is None or ctx.cost is None else float(ctx.cost),
+                "fault": ctx.fault if ctx else None,
+                "delay_ms": round(response.delay * 1000, 3),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        )
 
     def reject(self, method: str, path: str, error: MockError) -> MockResponse:
         """Answer ``error`` for a request the outer layer refused before it reached ``handle``."""
-        match = self.router.route(method, path)
+        match = self.router.route(method, path) if not path.startswith(ADMIN_PREFIX) else NoRoute()
         operation = match.operation if isinstance(match, RouteMatch) else None
         response = self.error_response(operation, error)
         response.operation_id = operation.operation_id if operation else None
+        self._record(MockRequest(method, path), response, None, time.perf_counter())
         return response
 
-    def dispatch(self, request: MockRequest, match: RouteMatch) -> MockResponse:
-        operation = match.operation
+    def dispatch(self, ctx: Context) -> MockResponse:
+        """authenticate -> limits -> validate -> the operation's handler."""
+        request, operation = ctx.request, ctx.operation
         x402 = request.headers.get("x-x402", "").lower() == "true" and "x402_payment_required" in operation.errors
-        key = authenticate(operation, request.headers, self.accepts_key, allow_anonymous=x402)
-        ctx = Context(request, operation, match.params, key)
+        ctx.key = authenticate(operation, request.headers, self.accepts_key, allow_anonymous=x402)
+        self.faults.admit(ctx.key, self.clock.now())
+        random_code = self.faults.random_error(operation)
+        if random_code is not None:
+            ctx.fault = "profile"
+            raise self._forced(operation, random_code)
         if operation.query:
             ctx.query = query_view(operation, request.query)
             error = schema_error(operation.query_validator, ctx.query, code_for_param={})
@@ -219,7 +274,7 @@ class Engine:
             template = ErrorTemplate(
                 error.code,
                 _FALLBACK_STATUS.get(error.code, 400),
-                _plain_error(error.message or error.code, "invalid_request_error", error.code),
+                plain_error(error.message or error.code, "invalid_request_error", error.code),
                 "param",
             )
         body = render_error(template, error)
@@ -463,10 +518,20 @@ class Engine:
             raise self._x402_quote(ctx, cost)
         seed = body.get("seed")
         seed = int(seed) % 2**32 if isinstance(seed, int) and model.seed else secrets.randbelow(2**32)
-        remaining = self.ledger.charge(ctx.key, cost)
+        now = self.clock.now()
+        self.faults.check_spend(ctx.key, cost, now)
+        try:
+            remaining = self.ledger.charge(ctx.key, cost)
+        except MockError:
+            self.faults.refund_spend(ctx.key, cost, now)
+            raise
+        ctx.cost = cost
+        ctx.delay_ms = self.faults.latency_ms(model.id, width * height * count / 1e6)
         try:
             prompt = _digest(str(body.get("prompt", "")))
-            want_url = body.get("response_format", "b64_json") == "url" and not self.config.presign_failure
+            want_url = body.get("response_format", "b64_json") == "url" and not (
+                self.config.presign_failure or ctx.directives.presign_fail or self.faults.presign_fails()
+            )
             data: list[dict[str, str]] = []
             for index in range(count):
                 spec = RenderSpec(model.id, prompt, width, height, seed, index, output_format)  # type: ignore[arg-type]
@@ -489,11 +554,15 @@ class Engine:
                     data.append({"b64_json": base64.b64encode(self.renderer.render(spec)).decode()})
         except InvalidImage as exc:
             self.ledger.refund(ctx.key, cost)
+            self.faults.refund_spend(ctx.key, cost, now)
+            ctx.cost = None
             raise MockError(
                 "invalid_parameter_value", f"An input image could not be decoded: {exc}.", image_param
             ) from None
         except BaseException:
             self.ledger.refund(ctx.key, cost)
+            self.faults.refund_spend(ctx.key, cost, now)
+            ctx.cost = None
             raise
         return json_response(
             ctx.operation.success_status,
@@ -632,7 +701,7 @@ class Engine:
         if request.method.upper() not in ("GET", "HEAD"):
             return json_response(
                 405,
-                _plain_error("Signed image URLs only answer GET.", "invalid_request_error", "method_not_allowed"),
+                plain_error("Signed image URLs only answer GET.", "invalid_request_error", "method_not_allowed"),
                 {"allow": "GET, HEAD"},
             )
         name = request.path[len(FILES_PREFIX) :]
@@ -642,13 +711,13 @@ class Engine:
         except SignatureError as exc:
             return json_response(
                 403,
-                _plain_error(f"Invalid image URL signature: {exc}.", "permission_error", "invalid_signature"),
+                plain_error(f"Invalid image URL signature: {exc}.", "permission_error", "invalid_signature"),
                 error_code="invalid_signature",
             )
         if self.clock.now() > signed.expires:
             return json_response(
                 410,
-                _plain_error(
+                plain_error(
                     "This image URL has expired; generate the image again.", "invalid_request_error", "url_expired"
                 ),
                 error_code="url_expired",
@@ -662,7 +731,7 @@ class Engine:
                 if image is None:
                     return json_response(
                         404,
-                        _plain_error(
+                        plain_error(
                             "This image is no longer stored by this mock process.", "not_found_error", "file_not_found"
                         ),
                     )
@@ -673,7 +742,7 @@ class Engine:
         except (KeyError, TypeError, ValueError):
             return json_response(
                 403,
-                _plain_error("Invalid image URL payload.", "permission_error", "invalid_signature"),
+                plain_error("Invalid image URL payload.", "permission_error", "invalid_signature"),
                 error_code="invalid_signature",
             )
         return MockResponse(
@@ -694,10 +763,6 @@ _FALLBACK_STATUS = {
     "server_error": 500,
     "service_unavailable": 503,
 }
-
-
-def _plain_error(message: str, type_: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "code": code}}
 
 
 def _digest(text: str) -> str:

@@ -51,6 +51,11 @@ class Clock:
             self._frozen = None
 
     @property
+    def offset(self) -> float:
+        """Seconds between the mock's clock and the wall clock."""
+        return self.now() - time.time()
+
+    @property
     def frozen(self) -> bool:
         return self._frozen is not None
 

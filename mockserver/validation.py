@@ -6,11 +6,11 @@ start-up (``_spec.BodyMedia.validator``). Handlers only see bodies that passed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -54,8 +54,9 @@ def parse_body(operation: Operation, content_type: str | None, body: bytes) -> P
         data, files = parse_multipart(content_type or "", body)
         return ParsedBody(media_type, data, files)
     try:
-        data: Any = orjson.loads(body) if body.strip() else None
-    except orjson.JSONDecodeError as exc:
+        # the stdlib parser keeps integers exact at any size (orjson turns them into floats)
+        data: Any = json.loads(body) if body.strip() else None
+    except (ValueError, RecursionError) as exc:
         raise MockError("invalid_json", f"Request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise MockError("invalid_json", "Request body must be a JSON object.")

@@ -1,0 +1,179 @@
+"""The admin API under ``/_mock/``: described by its own OpenAPI document, run by the same pipeline
+pieces as the NanoGPT operations (routing, validation and error tables read from that document)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._spec import Operation, load_spec
+from .controls import FaultProfile, QueuedFault, choose_code, key_id
+from .errors import ErrorTemplate, MockError, render_error
+from .messages import MockRequest, MockResponse, json_response, plain_error
+from .routing import MethodNotAllowed, NoRoute, Router
+from .validation import parse_body, query_view, schema_error
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+ADMIN_PREFIX = "/_mock/"
+ADMIN_SPEC_PATH = Path(__file__).resolve().parent / "admin-openapi.yaml"
+
+
+class AdminApi:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.spec = load_spec(ADMIN_SPEC_PATH)
+        self.router = Router(self.spec.operations)
+        self._document = ADMIN_SPEC_PATH.read_bytes()
+        self._handlers: dict[str, Callable[[Operation, MockRequest, dict[str, Any], dict[str, str]], Any]] = {
+            "adminReset": self._reset,
+            "adminJournalList": self._journal_list,
+            "adminJournalClear": self._journal_clear,
+            "adminBalanceGet": self._balance_get,
+            "adminBalanceSet": self._balance_set,
+            "adminClockGet": self._clock_get,
+            "adminClockSet": self._clock_set,
+            "adminFaultsGet": self._faults_get,
+            "adminFaultsSet": self._faults_set,
+            "adminFaultsEnqueue": self._faults_enqueue,
+            "adminFaultsClearQueue": self._faults_clear_queue,
+        }
+
+    def handle(self, request: MockRequest) -> MockResponse:
+        if request.path == ADMIN_PREFIX + "openapi.yaml" and request.method.upper() in ("GET", "HEAD"):
+            return MockResponse(200, self._document, media_type="application/yaml")
+        match = self.router.route(request.method, request.path)
+        if isinstance(match, NoRoute):
+            return json_response(
+                404,
+                plain_error(
+                    f"No admin route {request.path}; see {ADMIN_PREFIX}openapi.yaml.", "not_found_error", "not_found"
+                ),
+            )
+        if isinstance(match, MethodNotAllowed):
+            return json_response(
+                405,
+                plain_error(f"Allowed: {', '.join(match.allowed)}.", "invalid_request_error", "method_not_allowed"),
+                {"allow": ", ".join(match.allowed)},
+            )
+        op = match.operation
+        try:
+            token = self.engine.config.admin_token
+            presented = request.headers.get("x-mock-admin-token", "")
+            if token and not hmac.compare_digest(presented.encode(), token.encode()):
+                raise MockError("invalid_admin_token")
+            query = query_view(op, request.query)
+            if op.query_validator is not None and (error := schema_error(op.query_validator, query)):
+                raise error
+            body: dict[str, Any] = {}
+            if op.bodies:
+                parsed = parse_body(op, request.headers.get("content-type"), request.body)
+                media = op.bodies[parsed.media_type]
+                if error := schema_error(media.validator, parsed.data):
+                    raise error
+                body = parsed.data
+            payload = self._handlers[op.operation_id](op, request, {**query, **body}, dict(match.params))
+        except MockError as error:
+            template = op.error(error.code) or ErrorTemplate(error.code, 400, plain_error("", "", error.code), "param")
+            return json_response(template.status, render_error(template, error), error_code=error.code)
+        return json_response(200, payload, operation_id=op.operation_id)
+
+    # -- handlers -----------------------------------------------------------------------------
+    def _reset(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        self.engine.reset()
+        return {"ok": True}
+
+    def _journal_list(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        data = self.engine.journal.entries(
+            path=args.get("path"),
+            operation_id=args.get("operation_id"),
+            key=args.get("key"),
+            status=args.get("status"),
+            limit=args.get("limit", 1000),
+        )
+        return {"data": data, "count": len(data)}
+
+    def _journal_clear(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        self.engine.journal.clear()
+        return {"ok": True}
+
+    def _balance_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        return {"key_id": key_id(params["key"]), "balance": float(self.engine.ledger.balance(params["key"]))}
+
+    def _balance_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        balance = self.engine.ledger.set_balance(params["key"], str(args["balance"]))
+        return {"key_id": key_id(params["key"]), "balance": float(balance)}
+
+    def _clock_view(self) -> dict[str, Any]:
+        clock = self.engine.clock
+        now = clock.now()
+        return {
+            "now": now,
+            "iso": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+            "frozen": clock.frozen,
+            "offset": round(clock.offset, 3),
+        }
+
+    def _clock_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        return self._clock_view()
+
+    def _clock_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        clock = self.engine.clock
+        if args.get("reset"):
+            clock.reset()
+        if "set" in args:
+            clock.set(float(args["set"]), frozen=bool(args.get("frozen", clock.frozen)))
+        elif "frozen" in args:
+            clock.set(clock.now(), frozen=bool(args["frozen"]))
+        if "advance" in args:
+            clock.advance(float(args["advance"]))
+        return self._clock_view()
+
+    def _fault_state(self) -> dict[str, Any]:
+        return {"profile": self.engine.faults.profile.to_dict(), "queue": self.engine.faults.queue_view()}
+
+    def _faults_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        return self._fault_state()
+
+    def _faults_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        self.engine.faults.set_profile(FaultProfile.from_dict(args))
+        return self._fault_state()
+
+    def _faults_enqueue(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        operations = self.engine.spec.operations
+        target = args.get("operation_id")
+        if target is not None:
+            chosen = self.engine.spec.by_id.get(target)
+            if chosen is None:
+                raise MockError(
+                    "invalid_parameter_value",
+                    f"Unknown operation_id '{target}'. Known: {', '.join(self.engine.spec.by_id)}.",
+                    "operation_id",
+                )
+            operations = (chosen,)
+        if "code" in args or "status" in args:
+            problems: list[str] = []
+            for candidate in operations:
+                try:
+                    choose_code(candidate, args.get("code"), args.get("status"), "queued fault")
+                    break
+                except MockError as error:
+                    problems.append(error.message or "")
+            else:
+                raise MockError(
+                    "invalid_parameter_value",
+                    problems[0]
+                    if len(operations) == 1
+                    else f"No operation documents code={args.get('code')} status={args.get('status')}.",
+                    "code",
+                )
+        self.engine.faults.enqueue(QueuedFault.from_dict(args))
+        return self._fault_state()
+
+    def _faults_clear_queue(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        self.engine.faults.clear_queue()
+        return self._fault_state()
