@@ -1,13 +1,20 @@
 """A spec-driven mock of the NanoGPT image API.
 
 ``create_app()`` returns an ASGI app (one instance, its own state); ``nanogpt-mock`` serves it.
+Names are imported on first use, so ``import mockserver`` (and the pytest plugin that pytest loads
+in every session) stays cheap.
 """
 
 from __future__ import annotations
 
-from .app import create_app
-from .engine import Engine, MockConfig, MockRequest, MockResponse
-from .errors import MockError, MockServerError, SpecError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .engine import Engine, MockConfig
+    from .errors import MockError, MockServerError, SpecError
+    from .messages import MockRequest, MockResponse
 
 __all__ = [
     "Engine",
@@ -20,3 +27,23 @@ __all__ = [
     "create_app",
 ]
 __version__ = "0.1.0"
+
+_HOMES = {
+    "create_app": ".app",
+    "Engine": ".engine",
+    "MockConfig": ".engine",
+    "MockError": ".errors",
+    "MockServerError": ".errors",
+    "SpecError": ".errors",
+    "MockRequest": ".messages",
+    "MockResponse": ".messages",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mockserver' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -23,6 +23,13 @@ ADMIN_PREFIX = "/_mock/"
 ADMIN_SPEC_PATH = Path(__file__).resolve().parent / "admin-openapi.yaml"
 
 
+def fault_profile_problems(raw: Any) -> list[str]:
+    """Check a fault profile (file, CLI) against the FaultProfile schema of the admin document."""
+    spec = load_spec(ADMIN_SPEC_PATH)
+    media = spec.by_id["adminFaultsSet"].bodies["application/json"]
+    return [f"{'.'.join(map(str, e.instance_path)) or '(top)'}: {e.message}" for e in media.validator.iter_errors(raw)]
+
+
 class AdminApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -79,7 +86,9 @@ class AdminApi:
             payload = self._handlers[op.operation_id](op, request, {**query, **body}, dict(match.params))
         except MockError as error:
             template = op.error(error.code) or ErrorTemplate(error.code, 400, plain_error("", "", error.code), "param")
-            return json_response(template.status, render_error(template, error), error_code=error.code)
+            return json_response(
+                template.status, render_error(template, error), error_code=error.code, operation_id=op.operation_id
+            )
         return json_response(200, payload, operation_id=op.operation_id)
 
     # -- handlers -----------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .engine import Engine, MockConfig, MockRequest, MockResponse
+from .engine import Engine, MockConfig
 from .errors import MockError
+from .messages import MockRequest, MockResponse
 
 log = logging.getLogger("mockserver")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]

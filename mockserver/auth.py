@@ -48,7 +48,7 @@ def authenticate(
     schemes = sorted({s.header for alt in operation.security for s in alt})
     raise MockError(
         "missing_api_key",
-        "Missing API key. Send it as " + " or ".join(
-            "'Authorization: Bearer <key>'" if h == "authorization" else f"'{h}: <key>'" for h in schemes
-        ) + ".",
+        "Missing API key. Send it as "
+        + " or ".join("'Authorization: Bearer <key>'" if h == "authorization" else f"'{h}: <key>'" for h in schemes)
+        + ".",
     )

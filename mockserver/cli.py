@@ -8,6 +8,11 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
+
+from ._spec import load_yaml
+from .admin import fault_profile_problems
+from .controls import FaultProfile
 
 ENV_PREFIX = "NANOGPT_MOCK_"
 DEFAULT_HOST = "127.0.0.1"
@@ -34,44 +39,143 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _float_env(name: str) -> float | None:
+    raw = _env(name)
+    return None if raw in (None, "") else float(raw)
+
+
+def load_fault_profile(path: Path | None, args: argparse.Namespace) -> FaultProfile | None:
+    """The profile file, schema-checked, with the limit flags laid over it."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        loaded = load_yaml(path)
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"nanogpt-mock: {path}: a fault profile is a mapping")
+        raw = loaded
+    for name in ("rate_limit_rps", "daily_request_limit", "daily_usd_limit"):
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = int(value) if name == "daily_request_limit" else float(value)
+    if not raw:
+        return None
+    problems = fault_profile_problems(raw)
+    if problems:
+        raise SystemExit(f"nanogpt-mock: fault profile {path or '(flags)'} is invalid: " + "; ".join(problems))
+    return FaultProfile.from_dict(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanogpt-mock",
         description="Serve a faithful, offline fake of the NanoGPT image API, driven by its OpenAPI spec. "
         f"Every option can also be set through the environment variable shown (prefix {ENV_PREFIX}).",
     )
-    parser.add_argument("--host", default=_env("HOST", DEFAULT_HOST),
-                        help=f"interface to listen on [env {ENV_PREFIX}HOST, default {DEFAULT_HOST}]")
-    parser.add_argument("--port", type=int, default=int(_env("PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
-                        help=f"TCP port; 0 picks a free one [env {ENV_PREFIX}PORT, default {DEFAULT_PORT}]")
-    parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
-                        help="accept only this API key (repeatable). Default: any non-empty key is accepted "
-                        f"[env {ENV_PREFIX}API_KEYS, comma-separated]")
-    parser.add_argument("--balance", type=_decimal, default=_decimal(_env("BALANCE", "1000") or "1000"),
-                        help=f"starting USD balance of every key [env {ENV_PREFIX}BALANCE, default 1000]")
-    parser.add_argument("--catalog", type=Path, default=_env("CATALOG"),
-                        help="model catalog YAML replacing the built-in one (same format as "
-                        f"mockserver/catalog.yaml) [env {ENV_PREFIX}CATALOG]")
-    parser.add_argument("--url-ttl", type=_positive_int, default=int(_env("URL_TTL", "3600") or 3600),
-                        help="lifetime in seconds of the signed image URLs returned for response_format=url "
-                        f"[env {ENV_PREFIX}URL_TTL, default 3600]")
-    parser.add_argument("--signing-secret", default=_env("SIGNING_SECRET"),
-                        help="HMAC secret of image URLs; processes sharing it serve each other's URLs "
-                        f"[env {ENV_PREFIX}SIGNING_SECRET, default: a fixed development secret]")
-    parser.add_argument("--presign-failure", action="store_true",
-                        default=(_env("PRESIGN_FAILURE", "") or "").lower() in ("1", "true", "yes"),
-                        help="emulate NanoGPT's documented upload/presign failure: answer b64_json even when "
-                        f"response_format=url was asked [env {ENV_PREFIX}PRESIGN_FAILURE]")
-    parser.add_argument("--public-base-url", default=_env("PUBLIC_BASE_URL"),
-                        help="scheme://host[:port] put into image URLs, when clients reach the mock through a "
-                        f"proxy [env {ENV_PREFIX}PUBLIC_BASE_URL, default: the request's Host]")
-    parser.add_argument("--max-body-bytes", type=_positive_int,
-                        default=int(_env("MAX_BODY_BYTES", str(48 * 1024 * 1024)) or 0),
-                        help="largest request body accepted; larger ones get 413 image_input_too_large while "
-                        f"streaming [env {ENV_PREFIX}MAX_BODY_BYTES, default 50331648]")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"),
-                        choices=["critical", "error", "warning", "info", "debug", "trace"],
-                        help=f"uvicorn and mock log level [env {ENV_PREFIX}LOG_LEVEL, default info]")
+    parser.add_argument(
+        "--host",
+        default=_env("HOST", DEFAULT_HOST),
+        help=f"interface to listen on [env {ENV_PREFIX}HOST, default {DEFAULT_HOST}]",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(_env("PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
+        help=f"TCP port; 0 picks a free one [env {ENV_PREFIX}PORT, default {DEFAULT_PORT}]",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="accept only this API key (repeatable). Default: any non-empty key is accepted "
+        f"[env {ENV_PREFIX}API_KEYS, comma-separated]",
+    )
+    parser.add_argument(
+        "--balance",
+        type=_decimal,
+        default=_decimal(_env("BALANCE", "1000") or "1000"),
+        help=f"starting USD balance of every key [env {ENV_PREFIX}BALANCE, default 1000]",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=_env("CATALOG"),
+        help="model catalog YAML replacing the built-in one (same format as "
+        f"mockserver/catalog.yaml) [env {ENV_PREFIX}CATALOG]",
+    )
+    parser.add_argument(
+        "--url-ttl",
+        type=_positive_int,
+        default=int(_env("URL_TTL", "3600") or 3600),
+        help="lifetime in seconds of the signed image URLs returned for response_format=url "
+        f"[env {ENV_PREFIX}URL_TTL, default 3600]",
+    )
+    parser.add_argument(
+        "--signing-secret",
+        default=_env("SIGNING_SECRET"),
+        help="HMAC secret of image URLs; processes sharing it serve each other's URLs "
+        f"[env {ENV_PREFIX}SIGNING_SECRET, default: a fixed development secret]",
+    )
+    parser.add_argument(
+        "--presign-failure",
+        action="store_true",
+        default=(_env("PRESIGN_FAILURE", "") or "").lower() in ("1", "true", "yes"),
+        help="emulate NanoGPT's documented upload/presign failure: answer b64_json even when "
+        f"response_format=url was asked [env {ENV_PREFIX}PRESIGN_FAILURE]",
+    )
+    parser.add_argument(
+        "--public-base-url",
+        default=_env("PUBLIC_BASE_URL"),
+        help="scheme://host[:port] put into image URLs, when clients reach the mock through a "
+        f"proxy [env {ENV_PREFIX}PUBLIC_BASE_URL, default: the request's Host]",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=int(_env("MAX_BODY_BYTES", str(48 * 1024 * 1024)) or 0),
+        help="largest request body accepted; larger ones get 413 image_input_too_large while "
+        f"streaming [env {ENV_PREFIX}MAX_BODY_BYTES, default 50331648]",
+    )
+    parser.add_argument(
+        "--fault-profile",
+        type=Path,
+        default=_env("FAULT_PROFILE"),
+        help="YAML/JSON fault profile (latency per model, error rate, rate and daily limits, "
+        "presign failure rate, seed; schema FaultProfile in mockserver/admin-openapi.yaml) "
+        f"[env {ENV_PREFIX}FAULT_PROFILE]",
+    )
+    parser.add_argument(
+        "--rate-limit-rps",
+        type=float,
+        default=_float_env("RATE_LIMIT_RPS"),
+        help="per-key requests per second before 429 rate_limit_exceeded; NanoGPT documents 25 "
+        f"[env {ENV_PREFIX}RATE_LIMIT_RPS, default off]",
+    )
+    parser.add_argument(
+        "--daily-request-limit",
+        type=int,
+        default=_float_env("DAILY_REQUEST_LIMIT"),
+        help="per-key requests per UTC day before 429 daily_rpd_limit_exceeded "
+        f"[env {ENV_PREFIX}DAILY_REQUEST_LIMIT, default off]",
+    )
+    parser.add_argument(
+        "--daily-usd-limit",
+        type=_decimal,
+        default=_env("DAILY_USD_LIMIT"),
+        help="per-key USD per UTC day before 429 daily_usd_limit_exceeded "
+        f"[env {ENV_PREFIX}DAILY_USD_LIMIT, default off]",
+    )
+    parser.add_argument(
+        "--admin-token",
+        default=_env("ADMIN_TOKEN"),
+        help="require this token in the x-mock-admin-token header of /_mock/ admin calls "
+        f"[env {ENV_PREFIX}ADMIN_TOKEN, default: admin API open]",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help=f"uvicorn and mock log level [env {ENV_PREFIX}LOG_LEVEL, default info]",
+    )
     return parser
 
 
@@ -92,10 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         presign_failure=args.presign_failure,
         public_base_url=args.public_base_url,
         max_body_bytes=args.max_body_bytes,
+        fault_profile=load_fault_profile(args.fault_profile, args),
+        admin_token=args.admin_token,
         **overrides,
     )
     app = create_app(config)
-    print(f"nanogpt-mock: serving the NanoGPT image API on http://{args.host}:{args.port} "
-          f"(OpenAI SDK base_url: http://{args.host}:{args.port}/v1)", file=sys.stderr, flush=True)
+    print(
+        f"nanogpt-mock: serving the NanoGPT image API on http://{args.host}:{args.port} "
+        f"(OpenAI SDK base_url: http://{args.host}:{args.port}/v1)",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -31,7 +31,7 @@ from .catalog import Catalog, Model, load_catalog
 from .controls import Directives, FaultProfile, Faults, Journal, key_id, parse_prefer, seconds_to_midnight
 from .errors import ErrorTemplate, MockError, render_error
 from .messages import MockRequest, MockResponse, json_response, plain_error
-from .render import MEDIA_TYPES, InvalidImage, Renderer, RenderSpec, image_info
+from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpec, image_info
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
 from .state import DEFAULT_BALANCE, Clock, Ledger, to_decimal
@@ -736,9 +736,14 @@ class Engine:
                         ),
                     )
             else:
+                if fmt not in MEDIA_TYPES:
+                    raise ValueError(fmt)
                 image = self.renderer.render(
-                    RenderSpec(str(p["m"]), str(p["p"]), int(p["w"]), int(p["h"]), int(p["s"]), int(p["i"]), fmt)
-                )  # type: ignore[arg-type]
+                    RenderSpec(
+                        str(p["m"]), str(p["p"]), int(p["w"]), int(p["h"]), int(p["s"]), int(p["i"]),
+                        cast(OutputFormat, fmt),
+                    )
+                )
         except (KeyError, TypeError, ValueError):
             return json_response(
                 403,

@@ -51,8 +51,8 @@ def parse_body(operation: Operation, content_type: str | None, body: bytes) -> P
             f"{operation.path} accepts {accepted} requests, got {media_type or 'no Content-Type'}.",
         )
     if media_type == "multipart/form-data":
-        data, files = parse_multipart(content_type or "", body)
-        return ParsedBody(media_type, data, files)
+        fields, files = parse_multipart(content_type or "", body)
+        return ParsedBody(media_type, fields, files)
     try:
         # the stdlib parser keeps integers exact at any size (orjson turns them into floats)
         data: Any = json.loads(body) if body.strip() else None

@@ -1,0 +1,95 @@
+"""The pytest plugin, tested the way plugins are tested: with pytester."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_plugin_module_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, mockserver.pytest_plugin\n"
+        "heavy = [m for m in ('starlette', 'uvicorn', 'PIL', 'schemathesis', 'hypothesis', 'jsonschema_rs') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+        import openai
+        import pytest
+
+
+        def test_generate(nanogpt_mock):
+            with openai.OpenAI(api_key=nanogpt_mock.api_key, base_url=nanogpt_mock.openai_base_url) as client:
+                result = client.images.generate(prompt="a cat", model="hidream", n=2)
+            assert len(result.data) == 2
+            (entry,) = nanogpt_mock.journal()
+            assert entry["status"] == 200 and nanogpt_mock.api_key not in str(entry)
+            assert nanogpt_mock.balance() < 1000
+
+
+        def test_state_was_reset(nanogpt_mock):
+            assert nanogpt_mock.journal() == []
+            assert nanogpt_mock.balance() == 1000
+
+
+        def test_retry_after_forced_429(nanogpt_mock):
+            nanogpt_mock.fail_next("rate_limit_exceeded")
+            with openai.OpenAI(api_key=nanogpt_mock.api_key, base_url=nanogpt_mock.openai_base_url,
+                               max_retries=1) as client:
+                client.images.generate(prompt="x")
+            assert [e["status"] for e in nanogpt_mock.journal()] == [429, 200]
+
+
+        def test_empty_balance_and_clock(nanogpt_mock):
+            nanogpt_mock.set_balance(0)
+            with httpx.Client(base_url=nanogpt_mock.base_url, headers=nanogpt_mock.headers) as client:
+                assert client.post("/v1/images/generations", json={"prompt": "x"}).status_code == 402
+                nanogpt_mock.set_balance(5)
+                r = client.post("/v1/images/generations", json={"prompt": "x", "response_format": "url"})
+                url = r.json()["data"][0]["url"]
+                nanogpt_mock.advance_clock(3601)
+                assert client.get(url).status_code == 410
+
+
+        @pytest.mark.anyio
+        async def test_in_process(nanogpt_mock_asgi):
+            async with nanogpt_mock_asgi.client(headers=nanogpt_mock_asgi.headers) as client:
+                r = await client.post("/api/v1/images", json={"model": "gpt-image-2", "prompt": "x"})
+            assert r.status_code == 200
+            async with openai.AsyncOpenAI(api_key="k", base_url=nanogpt_mock_asgi.openai_base_url,
+                                          http_client=nanogpt_mock_asgi.client()) as sdk:
+                result = await sdk.images.generate(prompt="x")
+            assert result.data[0].b64_json
+
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=5)
+
+
+def test_options_are_registered(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_key(nanogpt_mock_asgi):
+            assert nanogpt_mock_asgi.api_key == "sk-from-cli"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--nanogpt-mock-api-key", "sk-from-cli")
+    result.assert_outcomes(passed=1)
+    help_text = pytester.runpytest_subprocess("--help")
+    help_text.stdout.fnmatch_lines(["*--nanogpt-mock-api-key*"])
