@@ -1,0 +1,99 @@
+"""Micro-benchmark of mockserver.render against a naive Pillow renderer, measured in the same process.
+
+Run: ``python bench/bench_render.py``. Prints median/p90 ms per image for fresh renders (a new seed every
+call, cache disabled), the cached repeated-request time, and the naive baseline (gradient + text +
+default ``save``) with the speed-up. Each case runs for a fixed time budget so the whole run stays < 60 s.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import PIL
+from PIL import Image, ImageDraw, ImageFont
+
+from mockserver.render import OUTPUT_FORMATS, OutputFormat, Renderer, RenderSpec
+
+SIZES = ((1024, 1024), (2048, 2048))
+BUDGET_S = 1.5  # per measured case
+MIN_RUNS, MAX_RUNS = 7, 400
+MODEL = "black-forest-labs/flux-1.1-pro-ultra"
+PROMPT = "a lighthouse on a cliff at dusk, volumetric light, 35mm"
+
+
+def measure(fn: Callable[[int], bytes]) -> tuple[float, float, int]:
+    """(median ms, p90 ms, output bytes); i varies per call so nothing is served from a cache."""
+    for i in range(2):  # warm-up: fonts, zlib pieces, code paths
+        fn(10_000_000 + i)
+    times: list[float] = []
+    size = 0
+    started = time.perf_counter()
+    i = 0
+    while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or time.perf_counter() - started < BUDGET_S):
+        t0 = time.perf_counter()
+        size = len(fn(i))
+        times.append((time.perf_counter() - t0) * 1000)
+        i += 1
+    return statistics.median(times), statistics.quantiles(times, n=10)[-1], size
+
+
+def naive(width: int, height: int, fmt: OutputFormat, seed: int) -> bytes:
+    """What one would write first: full-size gradients, ImageDraw text, Pillow's default save options."""
+    red = Image.linear_gradient("L").resize((width, height))
+    green = Image.linear_gradient("L").rotate(90).resize((width, height))
+    blue = Image.new("L", (width, height), seed % 256)
+    image = Image.merge("RGB", (red, green, blue))
+    font = ImageFont.load_default(size=max(10, width // 24))
+    ImageDraw.Draw(image).text(
+        (width // 10, height // 2), f"{MODEL}\n{width}x{height} seed {seed}", fill="white", font=font
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[fmt])
+    return buffer.getvalue()
+
+
+def main() -> None:
+    began = time.perf_counter()
+    print(f"Python {platform.python_version()}, Pillow {PIL.__version__}, {platform.machine()}")
+    print(f"budget {BUDGET_S}s per case, min {MIN_RUNS} runs; fresh = new seed per call, cache disabled\n")
+    header = (
+        f"{'size':>9} {'fmt':>4} | {'fresh med':>9} {'p90':>7} {'KiB':>6} | {'cached':>7} | "
+        f"{'naive med':>9} {'p90':>7} {'KiB':>6} | {'speed-up':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    fresh = Renderer(cache_bytes=0)
+    cached = Renderer()
+    for width, height in SIZES:
+        for fmt in OUTPUT_FORMATS:
+
+            def mock(i: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
+                return fresh.render(RenderSpec(MODEL, PROMPT, width, height, i, 0, fmt))
+
+            def repeat(_: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
+                return cached.render(RenderSpec(MODEL, PROMPT, width, height, 42, 0, fmt))
+
+            def base(i: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
+                return naive(width, height, fmt, i)
+
+            m_med, m_p90, m_size = measure(mock)
+            c_med, _, _ = measure(repeat)
+            n_med, n_p90, n_size = measure(base)
+            print(
+                f"{width:>4}x{height:<4} {fmt:>4} | {m_med:>9.2f} {m_p90:>7.2f} {m_size / 1024:>6.1f} | "
+                f"{c_med * 1000:>5.1f}us | {n_med:>9.2f} {n_p90:>7.2f} {n_size / 1024:>6.1f} | "
+                f"{n_med / m_med:>7.1f}x"
+            )
+    print(f"\ntimes in ms unless marked; total {time.perf_counter() - began:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
