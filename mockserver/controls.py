@@ -116,10 +116,10 @@ def parse_prefer(header: str | None, operation: Operation) -> Directives:
             latency = float(values["latency"])
         except ValueError:
             latency = -1.0
-        if not 0 <= latency <= 600_000:
+        if not 0 <= latency <= 60_000:
             raise MockError(
                 "invalid_parameter_value",
-                f"Prefer: latency must be milliseconds between 0 and 600000, got '{values['latency']}'.",
+                f"Prefer: latency must be milliseconds between 0 and 60000, got '{values['latency']}'.",
                 "Prefer",
             )
     presign = values.get("presign")

@@ -456,7 +456,7 @@ class Engine:
         task_id = str(body["task_id"])
         seed = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:4], "big")
         width, height, _ = self.catalog.get("midjourney").pixel_size(None)
-        spec = RenderSpec("midjourney", _digest(task_id), width, height, seed, 0, "png")
+        spec = RenderSpec("midjourney", _label(f"task {task_id}"), width, height, seed, 0, "png")
         url = self._signed_url(ctx.request, spec, None)
         return json_response(
             200, {"status": "SUCCESS", "task_id": task_id, "progress": "100%", "imageUrl": url, "failReason": None}
@@ -528,7 +528,7 @@ class Engine:
         ctx.cost = cost
         ctx.delay_ms = self.faults.latency_ms(model.id, width * height * count / 1e6)
         try:
-            prompt = _digest(str(body.get("prompt", "")))
+            prompt = _label(str(body.get("prompt", "")))
             want_url = body.get("response_format", "b64_json") == "url" and not (
                 self.config.presign_failure or ctx.directives.presign_fail or self.faults.presign_fails()
             )
@@ -768,6 +768,14 @@ _FALLBACK_STATUS = {
     "server_error": 500,
     "service_unavailable": 503,
 }
+
+
+def _label(prompt: str) -> str:
+    """The prompt as the picture shows it (and the signed URL carries it): short prompts verbatim,
+    long ones cut, with a digest so that two long prompts never share an image."""
+    if len(prompt) <= 80:
+        return prompt
+    return f"{prompt[:64]}… #{_digest(prompt)[:8]}"
 
 
 def _digest(text: str) -> str:

@@ -112,9 +112,10 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
     "openaiGenerateImageApi": _OPENAI_GENERATE_CODES,
     "openaiEditImage": _OPENAI_EDIT_CODES,
     "openaiEditImageAlias": _OPENAI_EDIT_CODES,
-    "imagesListModels": _CATALOG_CODES,
+    # 400 on every catalog: a malformed mock-only Prefer header (and a bad `detailed` on the legacy one)
+    "imagesListModels": {"400": ["invalid_parameter_value"], **_CATALOG_CODES},
     "legacyListImageModels": {"400": ["invalid_parameter_value"], **_CATALOG_CODES},
-    "imagesListModelEndpoints": {"404": ["model_not_found"], **_CATALOG_CODES},
+    "imagesListModelEndpoints": {"400": ["invalid_parameter_value"], "404": ["model_not_found"], **_CATALOG_CODES},
     "legacyGenerateImage": {
         "400": [
             "invalid_content_type",
@@ -132,7 +133,7 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
         "503": ["service_unavailable"],
     },
     "checkMidjourneyStatus": {
-        "400": ["invalid_content_type", "invalid_json", "missing_required_parameter"],
+        "400": ["invalid_content_type", "invalid_json", "missing_required_parameter", "invalid_parameter_value"],
         "401": _AUTH,
         "429": ["rate_limit_exceeded"],
         "500": ["server_error"],
@@ -788,3 +789,12 @@ def test_schemathesis_generates_cases(
                 # File parts may be drawn as bytes; JSON Schema sees them as the strings they stand for.
                 body = {k: "<binary>" if isinstance(v, bytes) else v for k, v in body.items()}
             assert not _errors(schema_ptr, registry, body), (op_id, media_type, body)
+
+
+def test_every_operation_declares_the_mock_only_prefer_header(spec: dict[str, Any]) -> None:
+    prefer = spec["components"]["parameters"]["Prefer"]
+    assert prefer["in"] == "header" and prefer["x-mock-only"] is True and not prefer["required"]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            refs = [p.get("$ref") for p in op.get("parameters", [])]
+            assert "#/components/parameters/Prefer" in refs, f"{method.upper()} {path}"
