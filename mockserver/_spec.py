@@ -7,6 +7,7 @@ Nothing is read from the raw document after start-up.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,10 +79,11 @@ class Operation:
     body_required: bool
     query: tuple[QueryParam, ...]
     query_validator: Any | None
+    header_params: tuple[QueryParam, ...]  # names lower-cased
+    header_validator: Any | None
     errors: Mapping[str, ErrorTemplate]
     success_status: int
     deprecated: bool = False
-    headers: tuple[str, ...] = ()
 
     @property
     def anonymous_allowed(self) -> bool:
@@ -154,7 +156,20 @@ def _compile(document: Mapping[str, Any], schema: Any) -> Any:
     """Compile a schema against the whole document so ``#/components/...`` refs resolve."""
     root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [schema]}
     root.update({k: v for k, v in document.items() if k == "components"})
-    return jsonschema_rs.validator_for(root, validate_formats=False)
+    # formats are asserted (a `uri` must be one); unknown ones such as `binary` pass
+    return jsonschema_rs.validator_for(root, validate_formats=True, ignore_unknown_formats=True)
+
+
+def _params_validator(document: Mapping[str, Any], params: tuple[QueryParam, ...]) -> Any | None:
+    """One compiled object schema for a set of query or header parameters."""
+    if not params:
+        return None
+    schema = {
+        "type": "object",
+        "properties": {q.name: q.schema for q in params},
+        "required": [q.name for q in params if q.required],
+    }
+    return _compile(document, schema)
 
 
 def _path_pattern(path: str, params: Mapping[str, Mapping[str, Any]]) -> tuple[re.Pattern[str], tuple[str, ...]]:
@@ -261,14 +276,13 @@ def _operation(
         for p in params
         if p.get("in") == "query"
     )
-    query_validator = None
-    if query:
-        query_schema = {
-            "type": "object",
-            "properties": {q.name: q.schema for q in query},
-            "required": [q.name for q in query if q.required],
-        }
-        query_validator = _compile(document, query_schema)
+    header_params = tuple(
+        QueryParam(p["name"].lower(), bool(p.get("required")), resolve(document, p.get("schema", {})))
+        for p in params
+        if p.get("in") == "header"
+    )
+    query_validator = _params_validator(document, query)
+    header_validator = _params_validator(document, header_params)
     bodies: dict[str, BodyMedia] = {}
     body_required = False
     if "requestBody" in raw:
@@ -293,10 +307,11 @@ def _operation(
         body_required=body_required,
         query=query,
         query_validator=query_validator,
+        header_params=header_params,
+        header_validator=header_validator,
         errors=_error_table(document, op_id, responses),
         success_status=successes[0],
         deprecated=bool(raw.get("deprecated")),
-        headers=tuple(p["name"].lower() for p in params if p.get("in") == "header"),
     )
 
 
@@ -312,6 +327,28 @@ def build_spec(document: Mapping[str, Any], path: Path | None = None) -> Spec:
     if len(by_id) != len(operations):
         raise SpecError("duplicate operationId in the spec")
     return Spec(document=document, operations=tuple(operations), by_id=by_id, path=path)
+
+
+MOCK_ONLY = "x-mock-only"
+
+
+def without_mock_only(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The document as NanoGPT itself serves it: parameters marked ``x-mock-only`` (the ``Prefer``
+    control header) removed, for contract runs whose generators must not explore mock controls."""
+    components = document.get("components", {}).get("parameters", {})
+    mock_only = {f"#/components/parameters/{name}" for name, p in components.items() if p.get(MOCK_ONLY)}
+
+    def keep(parameter: Any) -> bool:
+        return not (isinstance(parameter, dict) and (parameter.get("$ref") in mock_only or parameter.get(MOCK_ONLY)))
+
+    out = copy.deepcopy(dict(document))
+    for item in out.get("paths", {}).values():
+        for node in [item, *(item[m] for m in HTTP_METHODS if m in item)]:
+            if "parameters" in node:
+                node["parameters"] = [p for p in node["parameters"] if keep(p)]
+                if not node["parameters"]:
+                    del node["parameters"]
+    return out
 
 
 @lru_cache(maxsize=8)

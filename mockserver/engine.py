@@ -35,7 +35,7 @@ from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpe
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
 from .state import DEFAULT_BALANCE, Clock, Ledger, to_decimal
-from .validation import ParsedBody, UploadedFile, form_view, parse_body, query_view, schema_error
+from .validation import ParsedBody, UploadedFile, form_view, header_view, parse_body, query_view, schema_error
 
 log = logging.getLogger("mockserver")
 
@@ -257,6 +257,10 @@ class Engine:
         if random_code is not None:
             ctx.fault = "profile"
             raise self._forced(operation, random_code)
+        if operation.header_validator is not None:
+            error = schema_error(operation.header_validator, header_view(operation, request.headers))
+            if error:
+                raise error
         if operation.query:
             ctx.query = query_view(operation, request.query)
             error = schema_error(operation.query_validator, ctx.query, code_for_param={})

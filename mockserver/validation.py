@@ -236,6 +236,11 @@ def _required_name(error: Any) -> str | None:
     return message.split('"')[1] if message.count('"') >= 2 else None
 
 
+def header_view(operation: Operation, headers: Mapping[str, str]) -> dict[str, Any]:
+    """Header parameters the operation declares that the request carries, coerced to their types."""
+    return {p.name: _coerce(headers[p.name], p.schema) for p in operation.header_params if p.name in headers}
+
+
 def query_view(operation: Operation, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Query parameters the operation declares, coerced to their schema types."""
     declared = {q.name: q.schema for q in operation.query}
