@@ -29,7 +29,7 @@ from .admin import ADMIN_PREFIX, AdminApi
 from .auth import authenticate
 from .catalog import Catalog, Model, load_catalog
 from .controls import Directives, FaultProfile, Faults, Journal, key_id, parse_prefer, seconds_to_midnight
-from .errors import ErrorTemplate, MockError, render_error
+from .errors import ErrorTemplate, MockError, SpecError, render_error
 from .messages import MockRequest, MockResponse, json_response, plain_error
 from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpec, image_info
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
@@ -125,7 +125,7 @@ class Engine:
         }
         missing = [op.operation_id for op in self.spec.operations if op.operation_id not in self._handlers]
         if missing:
-            raise MockError("server_error", f"no handler for operations {missing}")
+            raise SpecError(f"the spec has operations the mock cannot answer: {missing}")
         # catalog bodies never change while the instance lives: encode them once
         self._catalog_bodies: dict[str, bytes] = {
             "models": orjson.dumps(self.catalog.images_models_body()),
@@ -346,14 +346,7 @@ class Engine:
     def _openai_generate(self, ctx: Context) -> MockResponse:
         body = self._validated(ctx)
         model = self.catalog.get(str(body.get("model") or "hidream"))
-        urls = [body["imageDataUrl"]] if body.get("imageDataUrl") else []
-        urls += list(body.get("imageDataUrls") or [])
-        sources = [self._data_url(u, "imageDataUrl", self.config.max_image_bytes) for u in urls]
-        mask = (
-            self._data_url(body["maskDataUrl"], "maskDataUrl", self.config.max_image_bytes)
-            if body.get("maskDataUrl")
-            else None
-        )
+        sources, mask = self._data_url_inputs(body)
         return self._generate(
             ctx,
             model,
@@ -370,41 +363,18 @@ class Engine:
     def _openai_edit(self, ctx: Context) -> MockResponse:
         assert ctx.body is not None
         parsed = ctx.body
-        limit = self.config.max_image_bytes
-        sources: list[SourceImage] = []
-        mask: SourceImage | None = None
-        if parsed.media_type.startswith("multipart/"):
-            for name in ("image", "image[]"):
-                for upload in parsed.files.get(name, ()):
-                    sources.append(self._upload(upload, name, limit))
-                values = parsed.data.get(name)
-                for value in values if isinstance(values, list) else ([values] if values else []):
-                    sources.append(self._reference(value, None, name))
-            if parsed.files.get("mask"):
-                mask = self._upload(parsed.files["mask"][0], "mask", limit)
-            image_param = "image"
-        else:
-            data = parsed.data
-            urls = [data["imageDataUrl"]] if isinstance(data.get("imageDataUrl"), str) else []
-            urls += (
-                [u for u in data.get("imageDataUrls") or [] if isinstance(u, str)]
-                if isinstance(data.get("imageDataUrls"), list)
-                else []
-            )
-            if not urls and not data.get("imageDataUrl") and not data.get("imageDataUrls"):
-                raise MockError(
-                    "missing_image_input", "image is required. Send image, image[] or imageDataUrl.", "image"
-                )
-            image_param = "imageDataUrl"
-        if not sources and parsed.media_type.startswith("multipart/"):
-            raise MockError("missing_image_input", "image is required. Send image or at least one image[].", "image")
+        multipart = parsed.media_type.startswith("multipart/")
+        names = _EDIT_IMAGE_PARTS if multipart else ("imageDataUrl", "imageDataUrls")
+        if not any(parsed.files.get(n) or parsed.data.get(n) for n in names):  # the documented code wins
+            raise MockError("missing_image_input", f"image is required. Send {' or '.join(names)}.", "image")
         body = self._validated(ctx)
-        if not parsed.media_type.startswith("multipart/"):
-            urls = [body["imageDataUrl"]] if body.get("imageDataUrl") else []
-            urls += list(body.get("imageDataUrls") or [])
-            sources = [self._data_url(u, "imageDataUrl", limit) for u in urls]
-            if body.get("maskDataUrl"):
-                mask = self._data_url(body["maskDataUrl"], "maskDataUrl", limit)
+        limit = self.config.max_image_bytes
+        if multipart:
+            sources = [self._upload(u, n, limit) for n in _EDIT_IMAGE_PARTS for u in parsed.files.get(n, ())]
+            sources += [self._reference(v, None, n) for n in _EDIT_IMAGE_PARTS for v in _as_list(parsed.data.get(n))]
+            mask = self._upload(parsed.files["mask"][0], "mask", limit) if parsed.files.get("mask") else None
+        else:
+            sources, mask = self._data_url_inputs(body)
         model = self.catalog.get(str(body.get("model") or DEFAULT_EDIT_MODEL))
         return self._generate(
             ctx,
@@ -416,16 +386,22 @@ class Engine:
             n_param="n",
             size=body.get("size"),
             size_param="size",
-            image_param=image_param,
+            image_param="image" if multipart else "imageDataUrl",
             edit=True,
         )
+
+    def _data_url_inputs(self, body: Mapping[str, Any]) -> tuple[list[SourceImage], SourceImage | None]:
+        """``imageDataUrl`` / ``imageDataUrls`` / ``maskDataUrl`` of a body that passed the schema."""
+        limit = self.config.max_image_bytes
+        urls = [*_as_list(body.get("imageDataUrl")), *_as_list(body.get("imageDataUrls"))]
+        sources = [self._data_url(u, "imageDataUrl", limit) for u in urls]
+        mask = self._data_url(body["maskDataUrl"], "maskDataUrl", limit) if body.get("maskDataUrl") else None
+        return sources, mask
 
     def _legacy_generate(self, ctx: Context) -> MockResponse:
         body = self._validated(ctx)
         model = self.catalog.get(str(body["model"]))
-        urls = [body["imageDataUrl"]] if body.get("imageDataUrl") else []
-        urls += list(body.get("imageDataUrls") or [])
-        sources = [self._data_url(u, "imageDataUrl", self.config.max_image_bytes) for u in urls]
+        sources, _ = self._data_url_inputs(body)
         size = body.get("resolution")
         size_param = "resolution"
         if size is None and ("width" in body or "height" in body):
@@ -772,6 +748,15 @@ _FALLBACK_STATUS = {
     "server_error": 500,
     "service_unavailable": 503,
 }
+
+
+_EDIT_IMAGE_PARTS = ("image", "image[]")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _label(prompt: str) -> str:
