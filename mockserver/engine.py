@@ -323,42 +323,25 @@ class Engine:
             ctx, code_for_param={"input_references": "invalid_input_references", "model": "missing_model"}
         )
         model = self.catalog.get(body["model"])
-        references: list[Any] = list(body.get("input_references") or [])
-        if not references:
-            for alias in _IMAGE_ALIASES:
-                value = body.get(alias)
-                references += value if isinstance(value, list) else ([value] if value else [])
+        references = _as_list(body.get("input_references")) or [
+            ref for alias in _IMAGE_ALIASES for ref in _as_list(body.get(alias))
+        ]
         sources = [self._reference(ref, model, "input_references") for ref in references]
-        n = body.get("nImages", body.get("n", 1))
         return self._generate(
             ctx,
             model,
             body,
-            sources=sources,
-            mask=None,
-            n=int(n),
-            n_param="nImages" if "nImages" in body else "n",
-            size=body.get("resolution", body.get("size")),
-            size_param="resolution" if "resolution" in body else "size",
+            sources,
             image_param="input_references",
+            n_param="nImages" if "nImages" in body else "n",  # documented: nImages beats n
+            size_param="resolution" if "resolution" in body else "size",
         )
 
     def _openai_generate(self, ctx: Context) -> MockResponse:
         body = self._validated(ctx)
         model = self.catalog.get(str(body.get("model") or "hidream"))
         sources, mask = self._data_url_inputs(body)
-        return self._generate(
-            ctx,
-            model,
-            body,
-            sources=sources,
-            mask=mask,
-            n=int(body.get("n", 1)),
-            n_param="n",
-            size=body.get("size"),
-            size_param="size",
-            image_param="imageDataUrl",
-        )
+        return self._generate(ctx, model, body, sources, mask, image_param="imageDataUrl")
 
     def _openai_edit(self, ctx: Context) -> MockResponse:
         assert ctx.body is not None
@@ -377,17 +360,7 @@ class Engine:
             sources, mask = self._data_url_inputs(body)
         model = self.catalog.get(str(body.get("model") or DEFAULT_EDIT_MODEL))
         return self._generate(
-            ctx,
-            model,
-            body,
-            sources=sources,
-            mask=mask,
-            n=int(body.get("n", 1)),
-            n_param="n",
-            size=body.get("size"),
-            size_param="size",
-            image_param="image" if multipart else "imageDataUrl",
-            edit=True,
+            ctx, model, body, sources, mask, image_param="image" if multipart else "imageDataUrl", edit=True
         )
 
     def _data_url_inputs(self, body: Mapping[str, Any]) -> tuple[list[SourceImage], SourceImage | None]:
@@ -408,16 +381,7 @@ class Engine:
             size = f"{body.get('width', 1024)}x{body.get('height', 1024)}"
             size_param = "width"
         return self._generate(
-            ctx,
-            model,
-            body,
-            sources=sources,
-            mask=None,
-            n=int(body.get("nImages", 1)),
-            n_param="nImages",
-            size=size,
-            size_param=size_param,
-            image_param="imageDataUrl",
+            ctx, model, body, sources, image_param="imageDataUrl", n_param="nImages", size_param=size_param, size=size
         )
 
     def _legacy_models(self, ctx: Context) -> MockResponse:
@@ -448,16 +412,18 @@ class Engine:
         ctx: Context,
         model: Model,
         body: Mapping[str, Any],
-        *,
         sources: list[SourceImage],
-        mask: SourceImage | None,
-        n: int,
-        n_param: str,
-        size: str | None,
-        size_param: str,
+        mask: SourceImage | None = None,
+        *,
         image_param: str,
+        n_param: str = "n",
+        size_param: str = "size",
+        size: str | None = None,
         edit: bool = False,
     ) -> MockResponse:
+        """The generation path every route shares: capabilities, size, price, charge, render."""
+        n = int(body.get(n_param, 1))
+        size = size if size is not None else body.get(size_param)
         if sources and model.max_input_images == 0:
             raise MockError(
                 "image_input_not_supported",
@@ -720,7 +686,12 @@ class Engine:
                     raise ValueError(fmt)
                 image = self.renderer.render(
                     RenderSpec(
-                        str(p["m"]), str(p["p"]), int(p["w"]), int(p["h"]), int(p["s"]), int(p["i"]),
+                        str(p["m"]),
+                        str(p["p"]),
+                        int(p["w"]),
+                        int(p["h"]),
+                        int(p["s"]),
+                        int(p["i"]),
                         cast(OutputFormat, fmt),
                     )
                 )
