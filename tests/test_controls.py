@@ -279,3 +279,15 @@ def test_forced_429_makes_the_sdk_retry_and_succeed(server: ServerThread) -> Non
         journal = admin.get("/_mock/journal", params={"path": GEN}).json()["data"]
     assert [(e["status"], e["error_code"]) for e in journal] == [(429, "rate_limit_exceeded"), (200, None)]
     assert journal[0]["fault"] == "queue"
+
+
+def test_admin_document_is_valid_openapi_31() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
+    from mockserver.admin import ADMIN_SPEC_PATH
+
+    document = yaml.safe_load(ADMIN_SPEC_PATH.read_text())
+    validate(document, cls=OpenAPIV31SpecValidator)
+    operations = [op for item in document["paths"].values() for op in item.values() if isinstance(op, dict)]
+    assert all(op["operationId"].startswith("admin") for op in operations if "operationId" in op)
