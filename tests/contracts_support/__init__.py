@@ -1,0 +1,1 @@
+"""Helpers for the contract-suite tests: deliberately drifted variants of the mock."""
