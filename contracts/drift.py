@@ -135,6 +135,13 @@ def _diff_errors(old: dict[str, dict[str, int]], new: dict[str, dict[str, int]])
     return out
 
 
+_MODEL_FACETS = (
+    ("supported_parameters", "model_parameter_changed", "imagesListModels", "$.supported_parameters.{}"),
+    ("prices", "price_changed", "imagesListModelEndpoints", "$.pricing[{}]"),
+    ("capabilities", "model_capability_changed", "imagesListModels", "$.capabilities.{}"),
+)
+
+
 def _diff_catalog(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     for model in sorted(set(new) - set(old)):
@@ -143,47 +150,15 @@ def _diff_catalog(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
         out.append(Finding("model_removed", f"model {model} is gone", "imagesListModels", model=model, kind="drift"))
     for model in sorted(set(old) & set(new)):
         before, after = old[model], new[model]
-        params_b, params_a = before.get("supported_parameters", {}), after.get("supported_parameters", {})
-        for name in sorted(set(params_b) | set(params_a)):
-            if params_b.get(name) != params_a.get(name):
-                change = "added" if name not in params_b else "removed" if name not in params_a else "changed"
-                out.append(
-                    Finding(
-                        "model_parameter_changed",
-                        f"{model}: supported parameter {name} {change}: {params_b.get(name)!r} -> "
-                        f"{params_a.get(name)!r}",
-                        "imagesListModels",
-                        path=f"$.supported_parameters.{name}",
-                        model=model,
-                        kind="drift",
-                    )
-                )
-        prices_b, prices_a = before.get("prices", {}), after.get("prices", {})
-        for resolution in sorted(set(prices_b) | set(prices_a)):
-            if prices_b.get(resolution) != prices_a.get(resolution):
-                out.append(
-                    Finding(
-                        "price_changed",
-                        f"{model} @ {resolution}: {prices_b.get(resolution)} -> {prices_a.get(resolution)} USD",
-                        "imagesListModelEndpoints",
-                        path=f"$.pricing[{resolution}]",
-                        model=model,
-                        kind="drift",
-                    )
-                )
-        caps_b, caps_a = before.get("capabilities", {}), after.get("capabilities", {})
-        for name in sorted(set(caps_b) | set(caps_a)):
-            if caps_b.get(name) != caps_a.get(name):
-                out.append(
-                    Finding(
-                        "model_capability_changed",
-                        f"{model}: {name} {caps_b.get(name)!r} -> {caps_a.get(name)!r}",
-                        "imagesListModels",
-                        path=f"$.capabilities.{name}",
-                        model=model,
-                        kind="drift",
-                    )
-                )
+        # (snapshot key, check, operation that publishes it, JSON path template)
+        for key, check, operation, path in _MODEL_FACETS:
+            facet_b, facet_a = before.get(key, {}), after.get(key, {})
+            for name in sorted(set(facet_b) | set(facet_a)):
+                if facet_b.get(name) == facet_a.get(name):
+                    continue
+                change = "added" if name not in facet_b else "removed" if name not in facet_a else "changed"
+                message = f"{model}: {key} {name} {change}: {facet_b.get(name)!r} -> {facet_a.get(name)!r}"
+                out.append(Finding(check, message, operation, path=path.format(name), model=model, kind="drift"))
     return out
 
 

@@ -19,6 +19,7 @@ from contracts.catalog import fetch_catalog
 from contracts.checks import identify_code
 from contracts.drift import compare_specs, load_document
 from contracts.model import CaseResult
+from contracts.negative import SERVER_SIDE
 from contracts.runner import Runner, RunOptions
 from contracts.target import MOCK_KEY, Target, embedded_mock_app, open_target
 from mockserver._spec import load_spec
@@ -58,14 +59,7 @@ def test_the_bundled_mock_conforms_in_well_under_a_minute() -> None:
     documented = {f"{op.operation_id} {t.status} {code}" for op in spec.operations for code, t in op.errors.items()}
     assert provoked == documented
     forced = {tuple(c.name.split()[::2]) for c in result.cases if c.note == "forced with Prefer (mock)"}
-    server_side = {
-        "rate_limit_exceeded",
-        "daily_rpd_limit_exceeded",
-        "daily_usd_limit_exceeded",
-        "server_error",
-        "service_unavailable",
-        "insufficient_balance",
-    }
+    server_side = SERVER_SIDE
     # no request field to get wrong: these operations answer 400 only to a malformed mock-only Prefer
     no_input = {"imagesListModels", "imagesListModelEndpoints", "checkMidjourneyStatus"}
     for op_id, code in forced:
