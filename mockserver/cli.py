@@ -207,5 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # the access log costs a logger call per request: on at info and below, off when asked for quiet
+    access_log = args.log_level in ("info", "debug", "trace")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log)
     return 0

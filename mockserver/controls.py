@@ -11,9 +11,10 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ._spec import Operation
@@ -24,6 +25,7 @@ DAY = 86_400
 PREFER_HELP = "code=<status or error code>, example=<error code>, latency=<milliseconds>, presign=fail"
 
 
+@lru_cache(maxsize=4096)
 def key_id(key: str | None) -> str | None:
     """A stable name for a key that does not reveal it (journal, admin API, logs)."""
     return None if key is None else "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -332,18 +334,40 @@ class Faults:
 # -- the journal -------------------------------------------------------------------------------
 
 
+JOURNAL_FIELDS = (
+    "time",
+    "method",
+    "path",
+    "query",
+    "operation_id",
+    "key_id",
+    "model",
+    "status",
+    "error_code",
+    "cost",
+    "fault",
+    "delay_ms",
+    "duration_ms",
+)
+
+
 class Journal:
-    """Bounded record of requests and answers. Keys never enter it: only ``key_id`` digests."""
+    """Bounded record of requests and answers. Keys never enter it: only ``key_id`` digests.
+
+    Entries are stored as tuples in ``JOURNAL_FIELDS`` order (recording sits on every request's path)
+    and become dicts only when read.
+    """
 
     def __init__(self, maxlen: int = 10_000) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._seq = 0
         self._lock = threading.Lock()
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, *values: Any) -> None:
+        """Append one entry; ``values`` follow ``JOURNAL_FIELDS``."""
         with self._lock:
             self._seq += 1
-            self._entries.append({"seq": self._seq, **entry})
+            self._entries.append((self._seq, *values))
 
     def clear(self) -> None:
         with self._lock:
@@ -361,13 +385,19 @@ class Journal:
     ) -> list[dict[str, Any]]:
         wanted_key = key_id(key) if key is not None else None
         with self._lock:
-            selected: Iterable[dict[str, Any]] = list(self._entries)
+            rows = list(self._entries)
+        names = ("seq", *JOURNAL_FIELDS)
+        out = [dict(zip(names, row, strict=True)) for row in rows]
         out = [
             e
-            for e in selected
+            for e in out
             if (path is None or e["path"] == path)
-            and (operation_id is None or e.get("operation_id") == operation_id)
-            and (wanted_key is None or e.get("key_id") == wanted_key)
+            and (operation_id is None or e["operation_id"] == operation_id)
+            and (wanted_key is None or e["key_id"] == wanted_key)
             and (status is None or e["status"] == status)
         ]
+        for e in out:
+            e["delay_ms"] = round(e["delay_ms"], 3)
+            e["duration_ms"] = round(e["duration_ms"], 3)
+            e["cost"] = None if e["cost"] is None else float(e["cost"])
         return out[-limit:] if limit else out

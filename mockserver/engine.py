@@ -216,26 +216,21 @@ class Engine:
         return MockError(code, None, param, headers=headers)
 
     def _record(self, request: MockRequest, response: MockResponse, ctx: Context | None, started: float) -> None:
-        model = None
-        if ctx is not None and ctx.body is not None:
-            value = ctx.body.data.get("model")
-            model = value if isinstance(value, str) else None
+        model = ctx.body.data.get("model") if ctx is not None and ctx.body is not None else None
         self.journal.record(
-            {
-                "time": self.clock.now(),
-                "method": request.method.upper(),
-                "path": request.path,
-                "query": "&".join(f"{k}={v}" for k, v in request.query),
-                "operation_id": response.operation_id,
-                "key_id": key_id(ctx.key) if ctx else None,
-                "model": model,
-                "status": response.status,
-                "error_code": response.error_code,
-                "cost": None if ctx is None or ctx.cost is None else float(ctx.cost),
-                "fault": ctx.fault if ctx else None,
-                "delay_ms": round(response.delay * 1000, 3),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
+            self.clock.now(),
+            request.method.upper(),
+            request.path,
+            "&".join(f"{k}={v}" for k, v in request.query),
+            response.operation_id,
+            key_id(ctx.key) if ctx else None,
+            model if isinstance(model, str) else None,
+            response.status,
+            response.error_code,
+            ctx.cost if ctx else None,
+            ctx.fault if ctx else None,
+            response.delay * 1000,
+            (time.perf_counter() - started) * 1000,
         )
 
     def reject(self, method: str, path: str, error: MockError) -> MockResponse:
@@ -497,7 +492,7 @@ class Engine:
                 elif want_url:
                     data.append({"url": self._signed_url(ctx.request, spec, None)})
                 else:
-                    data.append({"b64_json": base64.b64encode(self.renderer.render(spec)).decode()})
+                    data.append({"b64_json": self.renderer.render_b64(spec).decode("ascii")})
         except InvalidImage as exc:
             self.ledger.refund(ctx.key, cost)
             self.faults.refund_spend(ctx.key, cost, now)

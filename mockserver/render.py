@@ -20,6 +20,7 @@ cache for the same request both render it; the results are byte-identical, so th
 
 from __future__ import annotations
 
+import base64
 import colorsys
 import hashlib
 import io
@@ -402,6 +403,16 @@ class Renderer:
         else:
             data = _save(self._card_image(card).convert("RGB"), spec.output_format, card=True)
         self._cache.put(spec, data)
+        return data
+
+    def render_b64(self, spec: RenderSpec) -> bytes:
+        """``render`` as base64 (for ``b64_json``), cached too: encoding costs more than a cache hit."""
+        key = ("b64", spec)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        data = base64.b64encode(self.render(spec))
+        self._cache.put(key, data)
         return data
 
     def render_edit(

@@ -42,9 +42,11 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
                 f"x-api-key: {KEY}",
                 "--max-examples",
                 "25",
+                # one worker: concurrent hypothesis lambda parsing trips a CPython 3.11 AST race
+                # ("SystemError: AST constructor recursion depth mismatch"); the run takes the same ~5 s
                 "--workers",
-                "2",
-                # a fixed seed keeps CI reproducible (seed 1 trips a CPython 3.11 AST bug inside hypothesis)
+                "1",
+                # a fixed seed keeps CI reproducible
                 "--seed",
                 "2",
                 "--report",
