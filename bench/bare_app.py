@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    # the same call the mock's CLI makes: uvicorn.run(app, host, port, log_level)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    # the same call the mock's CLI makes (mockserver/cli.py): access log only at info and below
+    access_log = args.log_level in ("info", "debug", "trace")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=access_log)
 
 
 if __name__ == "__main__":

@@ -375,7 +375,9 @@ class Server:
 def mock_argv() -> list[str]:
     script = Path(sys.executable).parent / "nanogpt-mock"
     head = [str(script)] if script.exists() else [sys.executable, "-m", "mockserver"]
-    return [*head, "--port", "{port}", "--log-level", "warning"]
+    # a balance no run can spend: at ~15k generations/s the default 1000 USD lasts ten seconds, and the
+    # 402s that follow would be measured instead of generations
+    return [*head, "--port", "{port}", "--log-level", "warning", "--balance", "1000000000"]
 
 
 def servers(skip_prism: bool) -> list[Server]:

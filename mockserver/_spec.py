@@ -86,6 +86,10 @@ class Operation:
     deprecated: bool = False
 
     @property
+    def headers_required(self) -> bool:
+        return any(p.required for p in self.header_params)
+
+    @property
     def anonymous_allowed(self) -> bool:
         return any(len(alt) == 0 for alt in self.security)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -132,10 +133,19 @@ class Model:
         return text
 
     # -- money -------------------------------------------------------------------------------
-    def price(self, width: int, height: int, tier: str | None) -> float:
-        if tier and tier in self.price_by_resolution:
-            return self.price_by_resolution[tier]
-        return self.price_by_resolution.get(f"{width}x{height}", self.price_usd)
+    @cached_property
+    def _prices(self) -> dict[str | None, Decimal]:
+        """Prices as Decimal, converted once: money is never added up in floats."""
+        prices: dict[str | None, Decimal] = {k: Decimal(str(v)) for k, v in self.price_by_resolution.items()}
+        prices[None] = Decimal(str(self.price_usd))
+        return prices
+
+    def price(self, width: int, height: int, tier: str | None) -> Decimal:
+        """USD for one image of this size (a tier or WxH entry of price_by_resolution, else price_usd)."""
+        prices = self._prices
+        if tier is not None and tier in prices:
+            return prices[tier]
+        return prices.get(f"{width}x{height}", prices[None])
 
     def check_quality(self, quality: str | None) -> None:
         if quality is not None and quality not in self.qualities:

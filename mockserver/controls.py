@@ -51,6 +51,9 @@ class Directives:
         return self.code is None and self.latency_ms is None and not self.presign_fail
 
 
+NO_DIRECTIVES = Directives()
+
+
 def choose_code(operation: Operation, code: str | None, status: int | None, source: str) -> str | None:
     """The documented code that ``code`` / ``status`` name on ``operation``, or a clear 400."""
     documented = operation.errors
@@ -86,7 +89,7 @@ def choose_code(operation: Operation, code: str | None, status: int | None, sour
 def parse_prefer(header: str | None, operation: Operation) -> Directives:
     """Parse Prism's convention: ``Prefer: code=429, example=daily_rpd_limit_exceeded, latency=200``."""
     if not header or not header.strip():
-        return Directives()
+        return NO_DIRECTIVES
     values: dict[str, str] = {}
     for part in header.replace(";", ",").split(","):
         if not part.strip():
@@ -239,6 +242,8 @@ class Faults:
             return [{**q.raw, "count": q.remaining} for q in self._queue]
 
     def take(self, operation: Operation, path: str) -> Directives:
+        if not self._queue:  # the common case needs no lock
+            return NO_DIRECTIVES
         with self._lock:
             for index, fault in enumerate(self._queue):
                 if fault.matches(operation, path):
@@ -246,7 +251,7 @@ class Faults:
                     if fault.remaining <= 0:
                         del self._queue[index]
                     return fault.directives(operation)
-        return Directives()
+        return NO_DIRECTIVES
 
     # -- random faults --------------------------------------------------------------------
     def random_error(self, operation: Operation) -> str | None:

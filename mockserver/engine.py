@@ -34,7 +34,7 @@ from .messages import MockRequest, MockResponse, json_response, plain_error
 from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpec, image_info
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
-from .state import DEFAULT_BALANCE, Clock, Ledger, to_decimal
+from .state import DEFAULT_BALANCE, Clock, Ledger
 from .validation import ParsedBody, UploadedFile, form_view, header_view, parse_body, query_view, schema_error
 
 log = logging.getLogger("mockserver")
@@ -253,7 +253,8 @@ class Engine:
             ctx.fault = "profile"
             raise self._forced(operation, random_code)
         if operation.header_validator is not None:
-            error = schema_error(operation.header_validator, header_view(operation, request.headers))
+            headers = header_view(operation, request.headers)
+            error = schema_error(operation.header_validator, headers) if headers or operation.headers_required else None
             if error:
                 raise error
         if operation.query:
@@ -453,7 +454,7 @@ class Engine:
             )
         model.check_output_format(output_format)
         count = model.image_count(n, n_param)
-        unit_price = to_decimal(model.price(width, height, tier))
+        unit_price = model.price(width, height, tier)
         cost = unit_price * count
         if ctx.key is None:  # authenticate() let an x402 quote request through
             raise self._x402_quote(ctx, cost)

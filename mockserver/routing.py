@@ -37,8 +37,20 @@ class Router:
             operations,
             key=lambda op: (len(op.path_params), -len(op.pattern.pattern), op.path),
         )
+        self._cache: dict[tuple[str, str], RouteResult] = {}
 
     def route(self, method: str, path: str) -> RouteResult:
+        """Match once per distinct (method, path): clients repeat the same few paths."""
+        key = (method, path)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._match(method, path)
+            if len(self._cache) >= 4096:  # bounded: arbitrary paths from a fuzzer must not grow it
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def _match(self, method: str, path: str) -> RouteResult:
         method = method.upper()
         allowed: list[str] = []
         for op in self._operations:

@@ -17,38 +17,34 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
 
 
 class Clock:
-    """Wall-clock time plus an offset that tests can move (URL expiry, daily limits)."""
+    """Wall-clock time plus an offset that tests can move (URL expiry, daily limits).
+
+    The state is one immutable ``(offset, frozen_at)`` tuple swapped under a lock, so reading the
+    time (several times per request) needs no lock.
+    """
 
     def __init__(self) -> None:
-        self._offset = 0.0
-        self._frozen: float | None = None
+        self._state: tuple[float, float | None] = (0.0, None)
         self._lock = threading.Lock()
 
     def now(self) -> float:
-        with self._lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
+        offset, frozen_at = self._state
+        return frozen_at if frozen_at is not None else time.time() + offset
 
     def advance(self, seconds: float) -> float:
         with self._lock:
-            if self._frozen is not None:
-                self._frozen += seconds
-            else:
-                self._offset += seconds
+            offset, frozen_at = self._state
+            self._state = (offset, frozen_at + seconds) if frozen_at is not None else (offset + seconds, None)
         return self.now()
 
     def set(self, timestamp: float, *, frozen: bool = False) -> float:
         with self._lock:
-            if frozen:
-                self._frozen = timestamp
-            else:
-                self._frozen = None
-                self._offset = timestamp - time.time()
+            self._state = (0.0, timestamp) if frozen else (timestamp - time.time(), None)
         return self.now()
 
     def reset(self) -> None:
         with self._lock:
-            self._offset = 0.0
-            self._frozen = None
+            self._state = (0.0, None)
 
     @property
     def offset(self) -> float:
@@ -57,7 +53,7 @@ class Clock:
 
     @property
     def frozen(self) -> bool:
-        return self._frozen is not None
+        return self._state[1] is not None
 
 
 class Ledger:

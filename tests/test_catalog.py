@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import pytest
 
@@ -66,7 +68,8 @@ def test_prices_match_what_generation_charges() -> None:
     catalog = load_catalog()
     for model in catalog.models:
         w, h, tier = model.pixel_size(None)
-        assert model.price(w, h, tier) == model.price_usd or model.default_size in model.price_by_resolution
+        expected = model.price_by_resolution.get(model.default_size, model.price_usd)
+        assert model.price(w, h, tier) == Decimal(str(expected))
 
 
 def test_every_model_default_size_is_accepted() -> None:
