@@ -33,14 +33,14 @@ def authenticate(
     """
     if operation.anonymous_allowed:
         return None
-    presented: list[str] = []
+    presented = False
     for alternative in operation.security:
         keys = [credential(scheme, headers) for scheme in alternative]
-        if all(keys):
-            presented.extend(k for k in keys if k)
-    for key in presented:
-        if accept(key):
-            return key
+        if all(keys):  # every scheme of this alternative is satisfied
+            presented = True
+            for key in keys:
+                if key and accept(key):
+                    return key
     if presented:
         raise MockError("invalid_api_key", "Invalid API key provided.")
     if allow_anonymous:
