@@ -27,7 +27,7 @@ SLASH_EXTENSION = "x-path-param-may-contain-slashes"
 def default_spec_path() -> Path:
     """The spec shipped in the wheel, or the repository's ``spec/`` in a source checkout."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "_spec" / "openapi.yaml", here.parent / "spec" / "openapi.yaml"):
+    for candidate in (here / "_bundled_spec" / "openapi.yaml", here.parent / "spec" / "openapi.yaml"):
         if candidate.is_file():
             return candidate
     raise SpecError(f"openapi.yaml not found next to {here} nor in {here.parent / 'spec'}")

@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(config)
     print(
         f"nanogpt-mock: serving the NanoGPT image API on http://{args.host}:{args.port} "
-        f"(OpenAI SDK base_url: http://{args.host}:{args.port}/v1)",
+        f"(OpenAI SDK base_url: http://{args.host}:{args.port}/api/v1)",
         file=sys.stderr,
         flush=True,
     )
