@@ -44,8 +44,14 @@ def sdk(server: ServerThread, prefix: str, key: str = KEY) -> openai.OpenAI:
 
 def test_generate_b64_two_images_with_seed(server: ServerThread) -> None:
     client = sdk(server, "/v1")
-    kwargs = {"model": "gpt-image-2", "prompt": "a lighthouse", "n": 2, "size": "1024x1536",
-              "response_format": "b64_json", "extra_body": {"seed": 42}}
+    kwargs = {
+        "model": "gpt-image-2",
+        "prompt": "a lighthouse",
+        "n": 2,
+        "size": "1024x1536",
+        "response_format": "b64_json",
+        "extra_body": {"seed": 42},
+    }
     first = client.images.generate(**kwargs)  # type: ignore[call-overload]
     again = client.images.generate(**kwargs)  # type: ignore[call-overload]
     assert first.data is not None and again.data is not None
@@ -78,8 +84,11 @@ def test_edit_with_real_png_file(server: ServerThread, tmp_path: Path) -> None:
 def test_edit_with_several_images_and_mask(server: ServerThread) -> None:
     images = [("a.png", png_bytes(128, 128), "image/png"), ("b.png", png_bytes(128, 128, (0, 0, 255)), "image/png")]
     result = sdk(server, "/api/v1").images.edit(
-        model="gpt-image-2", image=images, mask=("m.png", png_bytes(128, 128, (255, 255, 255)), "image/png"),
-        prompt="merge", size="1024x1024",
+        model="gpt-image-2",
+        image=images,
+        mask=("m.png", png_bytes(128, 128, (255, 255, 255)), "image/png"),
+        prompt="merge",
+        size="1024x1024",
     )
     assert result.data is not None
     assert open_image(base64.b64decode(result.data[0].b64_json or "")).size == (1024, 1024)

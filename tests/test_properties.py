@@ -36,8 +36,14 @@ def valid_generation(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, int], 
     w, h, _ = model.pixel_size(size_word)
     fmt = draw(st.sampled_from(model.output_formats))
     n = draw(st.integers(1, min(model.n_max, 2)))
-    body = {"model": model.id, "prompt": draw(st.text(max_size=40)), "resolution": size_word, "nImages": n,
-            "output_format": fmt, "seed": draw(st.integers(0, 2**32 - 1))}
+    body = {
+        "model": model.id,
+        "prompt": draw(st.text(max_size=40)),
+        "resolution": size_word,
+        "nImages": n,
+        "output_format": fmt,
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
     if model.qualities:
         body["quality"] = draw(st.sampled_from(model.qualities))
     return body, (w, h), model.fixed_image_count or n, fmt
@@ -61,11 +67,38 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["model", "prompt", "n", "nImages", "size", "resolution", "aspect_ratio", "quality", "output_format",
-          "seed", "input_references", "imageDataUrl", "imageDataUrls", "maskDataUrl", "stream", "provider",
-          "response_format", "strength", "width", "height", "task_id"]
-PATHS = ["/api/v1/images", "/v1/images/generations", "/api/v1/images/generations", "/api/v1/images/edits",
-         "/api/v1/images/edit", "/api/generate-image", "/api/check-midjourney-status"]
+FIELDS = [
+    "model",
+    "prompt",
+    "n",
+    "nImages",
+    "size",
+    "resolution",
+    "aspect_ratio",
+    "quality",
+    "output_format",
+    "seed",
+    "input_references",
+    "imageDataUrl",
+    "imageDataUrls",
+    "maskDataUrl",
+    "stream",
+    "provider",
+    "response_format",
+    "strength",
+    "width",
+    "height",
+    "task_id",
+]
+PATHS = [
+    "/api/v1/images",
+    "/v1/images/generations",
+    "/api/v1/images/generations",
+    "/api/v1/images/edits",
+    "/api/v1/images/edit",
+    "/api/generate-image",
+    "/api/check-midjourney-status",
+]
 
 
 @settings(max_examples=300)
@@ -80,8 +113,11 @@ def test_arbitrary_bodies_never_crash(path: str, body: dict[str, Any]) -> None:
 
 
 @settings(max_examples=100)
-@given(st.sampled_from(PATHS), st.binary(max_size=200), st.sampled_from(
-    ["application/json", "multipart/form-data; boundary=x", "multipart/form-data", "text/plain", ""]))
+@given(
+    st.sampled_from(PATHS),
+    st.binary(max_size=200),
+    st.sampled_from(["application/json", "multipart/form-data; boundary=x", "multipart/form-data", "text/plain", ""]),
+)
 def test_arbitrary_bytes_never_crash(path: str, raw: bytes, content_type: str) -> None:
     status, payload = call(path, raw, {"authorization": "Bearer k", "x-api-key": "k", "content-type": content_type})
     assert 400 <= status < 500, payload

@@ -51,8 +51,11 @@ def test_chunked_upload_over_the_limit(server: ServerThread) -> None:
             yield b"z" * 16384
 
     with httpx.Client(base_url=server.base_url) as c:
-        r = c.post("/api/v1/images/edits", content=chunks(),
-                   headers={**AUTH, "content-type": "multipart/form-data; boundary=b"})
+        r = c.post(
+            "/api/v1/images/edits",
+            content=chunks(),
+            headers={**AUTH, "content-type": "multipart/form-data; boundary=b"},
+        )
     assert r.status_code == 413
     assert error_code(r.json()) == "image_input_too_large"
 
