@@ -35,7 +35,16 @@ from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpe
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
 from .state import DEFAULT_BALANCE, Clock, Ledger
-from .validation import ParsedBody, UploadedFile, form_view, header_view, parse_body, query_view, schema_error
+from .validation import (
+    ParsedBody,
+    UploadedFile,
+    as_list,
+    form_view,
+    header_view,
+    parse_body,
+    query_view,
+    schema_error,
+)
 
 log = logging.getLogger("mockserver")
 
@@ -319,8 +328,8 @@ class Engine:
             ctx, code_for_param={"input_references": "invalid_input_references", "model": "missing_model"}
         )
         model = self.catalog.get(body["model"])
-        references = _as_list(body.get("input_references")) or [
-            ref for alias in _IMAGE_ALIASES for ref in _as_list(body.get(alias))
+        references = as_list(body.get("input_references")) or [
+            ref for alias in _IMAGE_ALIASES for ref in as_list(body.get(alias))
         ]
         sources = [self._reference(ref, model, "input_references") for ref in references]
         return self._generate(
@@ -350,7 +359,7 @@ class Engine:
         limit = self.config.max_image_bytes
         if multipart:
             sources = [self._upload(u, n, limit) for n in _EDIT_IMAGE_PARTS for u in parsed.files.get(n, ())]
-            sources += [self._reference(v, None, n) for n in _EDIT_IMAGE_PARTS for v in _as_list(parsed.data.get(n))]
+            sources += [self._reference(v, None, n) for n in _EDIT_IMAGE_PARTS for v in as_list(parsed.data.get(n))]
             mask = self._upload(parsed.files["mask"][0], "mask", limit) if parsed.files.get("mask") else None
         else:
             sources, mask = self._data_url_inputs(body)
@@ -362,7 +371,7 @@ class Engine:
     def _data_url_inputs(self, body: Mapping[str, Any]) -> tuple[list[SourceImage], SourceImage | None]:
         """``imageDataUrl`` / ``imageDataUrls`` / ``maskDataUrl`` of a body that passed the schema."""
         limit = self.config.max_image_bytes
-        urls = [*_as_list(body.get("imageDataUrl")), *_as_list(body.get("imageDataUrls"))]
+        urls = [*as_list(body.get("imageDataUrl")), *as_list(body.get("imageDataUrls"))]
         sources = [self._data_url(u, "imageDataUrl", limit) for u in urls]
         mask = self._data_url(body["maskDataUrl"], "maskDataUrl", limit) if body.get("maskDataUrl") else None
         return sources, mask
@@ -719,12 +728,6 @@ _FALLBACK_STATUS = {
 
 
 _EDIT_IMAGE_PARTS = ("image", "image[]")
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _label(prompt: str) -> str:

@@ -177,14 +177,15 @@ def form_view(media: BodyMedia, parsed: ParsedBody) -> dict[str, Any]:
     for name, uploads in parsed.files.items():
         prop = properties.get(name, {})
         if _declares(prop, "array") or len(uploads) > 1:
-            view[name] = [*_as_list(view.get(name)), *(u.filename or "upload" for u in uploads)]
+            view[name] = [*as_list(view.get(name)), *(u.filename or "upload" for u in uploads)]
         else:
             view[name] = uploads[0].filename or "upload"
     return view
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
+def as_list(value: Any) -> list[Any]:
+    """A field that may be absent, empty, one value or repeated, as a list."""
+    if value is None or value == "":
         return []
     return value if isinstance(value, list) else [value]
 
