@@ -56,7 +56,7 @@ _IMAGE_ALIASES = ("imageDataUrl", "imageDataUrls", "image_url", "images")
 
 @dataclass(frozen=True)
 class MockConfig:
-    """Settings of one mock instance. Every field has a CLI flag and an env var (see cli.py)."""
+    """Settings of one mock instance; cli.py maps its flags and environment variables onto these fields."""
 
     api_keys: frozenset[str] = frozenset()  # empty: any non-empty key is accepted
     balance: Decimal = DEFAULT_BALANCE
