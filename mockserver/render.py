@@ -31,6 +31,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
@@ -671,8 +672,13 @@ class Renderer:
             src = src.resize(size, Image.Resampling.BILINEAR)
         d = _digest("edit", spec.prompt, spec.seed)
         palette = _palette(d, spec.index)
-        tint = Image.new("RGB", size, tuple(palette[3 * (d[13] % _K) : 3 * (d[13] % _K) + 3]))
+        colour = tuple(palette[3 * (d[13] % _K) : 3 * (d[13] % _K) + 3])
+        tint = Image.new("RGB", size, colour)
         edited = Image.blend(ImageOps.posterize(src, 3), tint, 0.45)
+        # diagonal stripes in the opposite colour: the edited area stays unmistakable even when the
+        # seed's tint happens to be close to the source's own colours
+        stripes = Image.new("RGB", size, tuple(255 - c for c in colour))
+        edited = Image.composite(stripes, edited, _hatch(size))
         if edit_mask is not None:
             if edit_mask.size != size:
                 edit_mask = edit_mask.resize(size, Image.Resampling.BILINEAR)
@@ -683,6 +689,30 @@ class Renderer:
             tile.putpalette(palette)
             edited.paste(tile.convert("RGB"), box[:2])
         return _save(edited, spec.output_format)
+
+
+_HATCH_TILE = 24
+
+
+@lru_cache(maxsize=1)
+def _hatch_tile() -> Image.Image:
+    tile = Image.new("L", (_HATCH_TILE, _HATCH_TILE), 0)
+    draw = ImageDraw.Draw(tile)
+    for offset in (-_HATCH_TILE, 0, _HATCH_TILE):  # wrap the stripe so tiles join seamlessly
+        draw.line([(offset, _HATCH_TILE), (offset + _HATCH_TILE, 0)], fill=255, width=4)
+    return tile
+
+
+def _hatch(size: tuple[int, int]) -> Image.Image:
+    """An L mask of diagonal stripes covering ``size`` (tiled: a few dozen pastes, not per-pixel work)."""
+    width, height = size
+    row = Image.new("L", (width, _HATCH_TILE), 0)
+    for x in range(0, width, _HATCH_TILE):
+        row.paste(_hatch_tile(), (x, 0))
+    hatch = Image.new("L", size, 0)
+    for y in range(0, height, _HATCH_TILE):
+        hatch.paste(row, (0, y))
+    return hatch
 
 
 def _flatten(image: Image.Image) -> Image.Image:
