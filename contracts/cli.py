@@ -107,7 +107,8 @@ def _options(args: argparse.Namespace, live: bool, snapshot_catalog: bool = Fals
         cheap=False if args.all_models else None,
         dry_run=args.dry_run,
         spec_path=args.spec,
-        progress=None if args.quiet else progress_printer(),
+        # a dry run decides nothing per case: its output is the plan, printed at the end
+        progress=None if args.quiet or args.dry_run else progress_printer(),
     )
 
 
@@ -176,9 +177,12 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
             result.accepted = load_baseline(args.baseline)
     title = {"run": "NanoGPT contract run", "record": "NanoGPT contract snapshot", "diff": "NanoGPT drift report"}
     _write_outputs(args, result, title[args.command])
-    if result.dry_run:
-        total = sum(p.estimate_usd for p in result.plan)
-        print(f"dry run: {len(result.plan)} requests planned, estimated ${total:.4f}", file=sys.stderr)
+    if result.dry_run and not args.quiet:
+        for planned in result.plan:
+            print(
+                f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}",
+                file=sys.stderr,
+            )
     print(summary_line(result), file=sys.stderr)
     return _exit(result)
 

@@ -45,6 +45,12 @@ def describe(finding: Finding) -> str:
 
 
 def summary_line(result: RunResult) -> str:
+    if result.dry_run:
+        total = sum(p.estimate_usd for p in result.plan)
+        text = f"DRY RUN: {len(result.plan)} requests planned, estimated ${total:.4f}; nothing was sent"
+        if result.budget_usd is not None:
+            text += f" (budget ${result.budget_usd:.2f})"
+        return text + (f"\nTHE RUN WOULD STOP EARLY: {result.stopped}" if result.stopped else "")
     counts = Counter(c.status for c in result.cases)
     verdict = "OK" if result.ok else "FAILED"
     text = (

@@ -203,6 +203,15 @@ def test_cli_run_writes_junit_markdown_and_json(tmp_path: Path, capsys: pytest.C
     assert "PASS [negative]" in capsys.readouterr().err  # live progress
 
 
+def test_cli_dry_run_prints_the_plan_not_verdicts(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", "--dry-run", "--examples", "2", "--domain-examples", "2"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "PLAN [domain] openaiGenerateImage ~$" in err
+    assert "PASS" not in err and "FAIL" not in err
+    assert "nothing was sent" in err.splitlines()[-1]
+
+
 def test_cli_record_then_diff_with_a_baseline(tmp_path: Path) -> None:
     from tests.contracts_support.drift_apps import VARIANTS
 
