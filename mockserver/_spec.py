@@ -11,7 +11,7 @@ import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,11 @@ class Operation:
     success_status: int
     deprecated: bool = False
 
-    @property
+    @cached_property
     def headers_required(self) -> bool:
         return any(p.required for p in self.header_params)
 
-    @property
+    @cached_property
     def anonymous_allowed(self) -> bool:
         return any(len(alt) == 0 for alt in self.security)
 

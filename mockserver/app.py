@@ -64,6 +64,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
+def _query(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """Query pairs as Starlette's QueryParams reads them (most requests carry none)."""
+    return tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else ()
+
+
 class MockApp(Starlette):
     """One mock instance as an ASGI app; its engine (and so all its state) is ``app.state.engine``."""
 
@@ -98,7 +103,7 @@ class MockApp(Starlette):
         request = MockRequest(
             method=method,
             path=path,
-            query=tuple(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+            query=_query(scope.get("query_string", b"")),
             headers=headers,
             body=body,
             base_url=f"{scope.get('scheme', 'http')}://{host}",
@@ -118,7 +123,8 @@ async def _send(send: Send, result: MockResponse, *, close: bool = False) -> Non
         (b"content-type", result.media_type.encode("latin-1")),
         (b"content-length", str(len(result.body)).encode("latin-1")),
     ]
-    raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in result.headers.items()]
+    if result.headers:
+        raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in result.headers.items()]
     if close:
         raw.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": result.status, "headers": raw})

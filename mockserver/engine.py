@@ -503,7 +503,7 @@ class Engine:
                     data.append({"url": self._signed_url(ctx.request, spec, None)})
                 else:
                     # already-encoded JSON: orjson copies it as is instead of scanning 16+ KB of text
-                    data.append({"b64_json": orjson.Fragment(b'"' + self.renderer.render_b64(spec) + b'"')})
+                    data.append({"b64_json": orjson.Fragment(self.renderer.render_b64_json(spec))})
         except InvalidImage as exc:
             self.ledger.refund(ctx.key, cost)
             self.faults.refund_spend(ctx.key, cost, now)

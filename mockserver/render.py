@@ -406,13 +406,14 @@ class Renderer:
         self._cache.put(spec, data)
         return data
 
-    def render_b64(self, spec: RenderSpec) -> bytes:
-        """``render`` as base64 (for ``b64_json``), cached too: encoding costs more than a cache hit."""
-        key = ("b64", spec)
+    def render_b64_json(self, spec: RenderSpec) -> bytes:
+        """``render`` as a JSON string token (``"<base64>"``), cached: responses embed it as is, so a
+        repeated request copies the image once instead of encoding, decoding and escaping it."""
+        key = ("b64-json", spec)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        data = base64.b64encode(self.render(spec))
+        data = b'"' + base64.b64encode(self.render(spec)) + b'"'
         self._cache.put(key, data)
         return data
 
