@@ -3,7 +3,7 @@
 Run: ``python bench/bench_validation.py``. Every case runs for a fixed time budget; prints the median and
 p90 in microseconds per request.
 
-- mock: ``validation.parse_body`` + ``validation.schema_error`` with the validator ``_spec`` compiled once
+- mock: ``validation.parse_body`` + ``validation.schema_error`` with the validator ``spec`` compiled once
   at start-up (jsonschema-rs), on a valid body and on an invalid one (``n`` out of range);
 - naive: ``jsonschema.Draft202012Validator`` on the same schema, the spec served to it as a ``referencing``
   registry, compiled once, and compiled per call (what a hand-written mock typically does);
@@ -28,9 +28,9 @@ import jsonschema  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from mockserver._spec import Operation, load_spec
 from mockserver.engine import Engine
 from mockserver.messages import MockRequest
+from mockserver.spec import Operation, load_spec
 from mockserver.validation import parse_body, schema_error
 
 BUDGET_S = 1.0  # per case

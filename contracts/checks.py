@@ -2,7 +2,7 @@
 
 They run wherever schemathesis validates a response: in ``nanogpt-contract run``, in pytest
 (``case.call_and_validate()``) and in ``st run`` (``SCHEMATHESIS_HOOKS=contracts.checks``).
-Spec facts (documented codes, statuses, envelopes) come from ``mockserver._spec``; catalog facts
+Spec facts (documented codes, statuses, envelopes) come from ``mockserver.spec``; catalog facts
 from the target's own catalog when a run has installed one (``use_environment``).
 
 Every problem is raised as an ``AssertionError`` for schemathesis and also recorded as a structured
@@ -26,7 +26,7 @@ import httpx
 import schemathesis
 from PIL import Image, UnidentifiedImageError
 
-from mockserver._spec import Operation, Spec, load_spec
+from mockserver.spec import Operation, Spec, load_spec
 
 from .budget import GENERATING, request_count, request_model, request_resolution
 from .catalog import TargetCatalog, parse_wxh

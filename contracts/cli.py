@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
 
 
 def _vendor_diff(args: argparse.Namespace) -> int:
-    from mockserver._spec import load_spec
+    from mockserver.spec import load_spec
 
     from .drift import compare_specs, load_baseline, load_document, write_baseline
     from .report import to_json, to_markdown

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mockserver._spec import Operation, Spec
+from mockserver.spec import Operation, Spec
 
 from .catalog import TargetCatalog
 from .strategies import DomainRequest, data_url, encode_image

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from mockserver._spec import Spec, load_spec
+from mockserver.spec import Spec, load_spec
 
 from . import checks as domain
 from .budget import GENERATING, Budget, BudgetExhausted, estimate_usd

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver._spec import Spec
+from mockserver.spec import Spec
 
 from .catalog import TargetCatalog
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from contracts.report import describe
-from mockserver._spec import load_spec
+from mockserver.spec import load_spec
 
 OPERATIONS = sorted(op.operation_id for op in load_spec().operations)
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._spec import Operation, load_spec
 from .controls import FaultProfile, QueuedFault, choose_code, key_id
 from .errors import ErrorTemplate, MockError, render_error
 from .messages import MockRequest, MockResponse, json_response, plain_error
 from .routing import MethodNotAllowed, NoRoute, Router
+from .spec import Operation, load_spec
 from .validation import parse_body, query_view, schema_error
 
 if TYPE_CHECKING:

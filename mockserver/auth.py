@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ._spec import Operation, SecurityScheme
 from .errors import MockError
+from .spec import Operation, SecurityScheme
 
 
 def credential(scheme: SecurityScheme, headers: Mapping[str, str]) -> str | None:

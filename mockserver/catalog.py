@@ -15,8 +15,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._spec import load_yaml
 from .errors import MockError, SpecError
+from .spec import load_yaml
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
 ROUTE_INPUT_MAX_BYTES = 31_457_280  # NanoGPT route preflight: 30 MiB per input image

@@ -10,9 +10,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ._spec import load_yaml
 from .admin import fault_profile_problems
 from .controls import FaultProfile
+from .spec import load_yaml
 
 ENV_PREFIX = "NANOGPT_MOCK_"
 DEFAULT_HOST = "127.0.0.1"

@@ -17,8 +17,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from ._spec import Operation
 from .errors import MockError
+from .spec import Operation
 from .state import to_decimal
 
 DAY = 86_400

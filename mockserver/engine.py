@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import orjson
 
-from ._spec import Operation, Spec, load_spec
 from .admin import ADMIN_PREFIX, AdminApi
 from .auth import authenticate
 from .catalog import Catalog, Model, load_catalog
@@ -34,6 +33,7 @@ from .messages import MockRequest, MockResponse, json_response, plain_error
 from .render import MEDIA_TYPES, InvalidImage, OutputFormat, Renderer, RenderSpec, image_info
 from .routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
+from .spec import Operation, Spec, load_spec
 from .state import DEFAULT_BALANCE, Clock, Ledger
 from .validation import (
     ParsedBody,

@@ -14,13 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .spec import ErrorTemplate, MockServerError, SpecError
 
-class MockServerError(Exception):
-    """Root of every exception the toolkit raises deliberately."""
-
-
-class SpecError(MockServerError):
-    """The spec or the catalog breaks a convention the mock relies on (raised at start-up)."""
+__all__ = ["ErrorTemplate", "MockError", "MockServerError", "SpecError", "render_error"]
 
 
 @dataclass
@@ -39,17 +35,6 @@ class MockError(MockServerError):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message or ''}"
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorTemplate:
-    """One documented error of one operation: its status, its example body and envelope facts."""
-
-    code: str
-    status: int
-    body: Mapping[str, Any]
-    param_key: str | None = None
-    headers: tuple[str, ...] = ()
 
 
 def render_error(template: ErrorTemplate, error: MockError) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from ._spec import Operation
+from .spec import Operation
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Turn raw request bytes into data the handlers trust, or a documented error code.
 
 Parsing (JSON, multipart) and schema checks use the spec's own schemas, compiled once at
-start-up (``_spec.BodyMedia.validator``). Handlers only see bodies that passed.
+start-up (``spec.BodyMedia.validator``). Handlers only see bodies that passed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ._spec import BodyMedia, Operation
 from .errors import MockError
+from .spec import BodyMedia, Operation
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mockserver import MockRequest
-from mockserver._spec import load_spec
+from mockserver.spec import load_spec
 
 from .conftest import KEY, checked_engine, data_url, png_bytes
 

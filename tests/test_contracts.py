@@ -22,8 +22,8 @@ from contracts.model import CaseResult
 from contracts.negative import SERVER_SIDE
 from contracts.runner import Runner, RunOptions
 from contracts.target import MOCK_KEY, Target, embedded_mock_app, open_target
-from mockserver._spec import load_spec
 from mockserver.serving import serve
+from mockserver.spec import load_spec
 from tests.contracts_support.drift_apps import Rewrite
 
 pytestmark = pytest.mark.socket

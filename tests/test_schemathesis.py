@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from mockserver import MockConfig
-from mockserver._spec import load_spec, without_mock_only
 from mockserver.serving import serve
+from mockserver.spec import load_spec, without_mock_only
 
 from .conftest import checked_app
 

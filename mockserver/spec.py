@@ -1,4 +1,4 @@
-"""Load the OpenAPI document once and index what the mock needs from it.
+"""The spec index (public): load the OpenAPI document once and index what the mock needs from it.
 
 Everything request- and response-shaped comes from here: paths, security, compiled request
 validators, and the per-operation error tables (``x-error-codes`` + examples keyed by code).
@@ -18,7 +18,25 @@ from typing import Any
 import jsonschema_rs
 import yaml
 
-from .errors import ErrorTemplate, SpecError
+
+class MockServerError(Exception):
+    """Root of every exception the toolkit raises deliberately (defined here: this module imports no other)."""
+
+
+class SpecError(MockServerError):
+    """The spec or the catalog breaks a convention the mock relies on (raised at start-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTemplate:
+    """One documented error of one operation: its status, its example body and envelope facts."""
+
+    code: str
+    status: int
+    body: Mapping[str, Any]
+    param_key: str | None = None
+    headers: tuple[str, ...] = ()
+
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SLASH_EXTENSION = "x-path-param-may-contain-slashes"
