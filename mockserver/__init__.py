@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .engine import Engine, MockConfig
+    from .config import MockConfig
+    from .engine import Engine
     from .errors import MockError, MockServerError, SpecError
     from .messages import MockRequest, MockResponse
 
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "create_app": ".app",
     "Engine": ".engine",
-    "MockConfig": ".engine",
+    "MockConfig": ".config",
     "MockError": ".errors",
     "MockServerError": ".errors",
     "SpecError": ".errors",

@@ -7,17 +7,15 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .controls import FaultProfile, QueuedFault, choose_code, key_id
-from .errors import ErrorTemplate, MockError, render_error
-from .messages import MockRequest, MockResponse, json_response, plain_error
+from .controls import FaultProfile, Faults, Journal, QueuedFault, choose_code, key_id
+from .errors import MockError, render_error
+from .messages import MockRequest, MockResponse, json_response
 from .routing import MethodNotAllowed, NoRoute, Router
-from .spec import Operation, load_spec
+from .spec import Operation, Spec, load_spec
+from .state import Clock, Ledger
 from .validation import parse_body, query_view, schema_error
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 ADMIN_PREFIX = "/_mock/"
 ADMIN_SPEC_PATH = Path(__file__).resolve().parent / "admin-openapi.yaml"
@@ -30,10 +28,34 @@ def fault_profile_problems(raw: Any) -> list[str]:
     return [f"{'.'.join(map(str, e.instance_path)) or '(top)'}: {e.message}" for e in media.validator.iter_errors(raw)]
 
 
+class _Settings(Protocol):
+    @property
+    def admin_token(self) -> str | None: ...
+
+
+class AdminState(Protocol):
+    """The narrow view of one mock instance the admin API works on (the engine provides it)."""
+
+    @property
+    def config(self) -> _Settings: ...
+    @property
+    def spec(self) -> Spec: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def faults(self) -> Faults: ...
+    def reset(self) -> None: ...
+
+
 class AdminApi:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, state: AdminState) -> None:
+        self.state = state
         self.spec = load_spec(ADMIN_SPEC_PATH)
+        self.routing_errors = self.spec.extension_errors("x-routing-errors")
         self.router = Router(self.spec.operations)
         self._document = ADMIN_SPEC_PATH.read_bytes()
         self._handlers: dict[str, Callable[[Operation, MockRequest, dict[str, Any], dict[str, str]], Any]] = {
@@ -55,21 +77,17 @@ class AdminApi:
             return MockResponse(200, self._document, media_type="application/yaml")
         match = self.router.route(request.method, request.path)
         if isinstance(match, NoRoute):
-            return json_response(
-                404,
-                plain_error(
-                    f"No admin route {request.path}; see {ADMIN_PREFIX}openapi.yaml.", "not_found_error", "not_found"
-                ),
+            return self._error(
+                None, MockError("not_found", f"No admin route {request.path}; see {ADMIN_PREFIX}openapi.yaml.")
             )
         if isinstance(match, MethodNotAllowed):
-            return json_response(
-                405,
-                plain_error(f"Allowed: {', '.join(match.allowed)}.", "invalid_request_error", "method_not_allowed"),
-                {"allow": ", ".join(match.allowed)},
+            allowed = ", ".join(match.allowed)
+            return self._error(
+                None, MockError("method_not_allowed", f"Allowed: {allowed}.", headers={"allow": allowed})
             )
         op = match.operation
         try:
-            token = self.engine.config.admin_token
+            token = self.state.config.admin_token
             presented = request.headers.get("x-mock-admin-token", "")
             if token and not hmac.compare_digest(presented.encode(), token.encode()):
                 raise MockError("invalid_admin_token")
@@ -85,19 +103,33 @@ class AdminApi:
                 body = parsed.data
             payload = self._handlers[op.operation_id](op, request, {**query, **body}, dict(match.params))
         except MockError as error:
-            template = op.error(error.code) or ErrorTemplate(error.code, 400, plain_error("", "", error.code), "param")
-            return json_response(
-                template.status, render_error(template, error), error_code=error.code, operation_id=op.operation_id
-            )
+            return self._error(op, error)
         return json_response(200, payload, operation_id=op.operation_id)
+
+    def _error(self, op: Operation | None, error: MockError) -> MockResponse:
+        """Every admin error from the document's own examples (the operation's, else the routing ones)."""
+        template = (
+            (op.error(error.code) if op else None)
+            or self.routing_errors.get(error.code)
+            or self.spec.any_error(error.code)
+        )
+        if template is None:
+            raise AssertionError(f"admin code {error.code} is documented nowhere in {ADMIN_SPEC_PATH.name}")
+        return json_response(
+            template.status,
+            render_error(template, error),
+            {k.lower(): v for k, v in error.headers.items()},
+            error_code=error.code,
+            operation_id=op.operation_id if op else None,
+        )
 
     # -- handlers -----------------------------------------------------------------------------
     def _reset(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        self.engine.reset()
+        self.state.reset()
         return {"ok": True}
 
     def _journal_list(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        data = self.engine.journal.entries(
+        data = self.state.journal.entries(
             path=args.get("path"),
             operation_id=args.get("operation_id"),
             key=args.get("key"),
@@ -107,18 +139,18 @@ class AdminApi:
         return {"data": data, "count": len(data)}
 
     def _journal_clear(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        self.engine.journal.clear()
+        self.state.journal.clear()
         return {"ok": True}
 
     def _balance_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        return {"key_id": key_id(params["key"]), "balance": float(self.engine.ledger.balance(params["key"]))}
+        return {"key_id": key_id(params["key"]), "balance": float(self.state.ledger.balance(params["key"]))}
 
     def _balance_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        balance = self.engine.ledger.set_balance(params["key"], str(args["balance"]))
+        balance = self.state.ledger.set_balance(params["key"], str(args["balance"]))
         return {"key_id": key_id(params["key"]), "balance": float(balance)}
 
     def _clock_view(self) -> dict[str, Any]:
-        clock = self.engine.clock
+        clock = self.state.clock
         now = clock.now()
         return {
             "now": now,
@@ -131,7 +163,7 @@ class AdminApi:
         return self._clock_view()
 
     def _clock_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        clock = self.engine.clock
+        clock = self.state.clock
         if args.get("reset"):
             clock.reset()
         if "set" in args:
@@ -143,24 +175,24 @@ class AdminApi:
         return self._clock_view()
 
     def _fault_state(self) -> dict[str, Any]:
-        return {"profile": self.engine.faults.profile.to_dict(), "queue": self.engine.faults.queue_view()}
+        return {"profile": self.state.faults.profile.to_dict(), "queue": self.state.faults.queue_view()}
 
     def _faults_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
         return self._fault_state()
 
     def _faults_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        self.engine.faults.set_profile(FaultProfile.from_dict(args))
+        self.state.faults.set_profile(FaultProfile.from_dict(args))
         return self._fault_state()
 
     def _faults_enqueue(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        operations = self.engine.spec.operations
+        operations = self.state.spec.operations
         target = args.get("operation_id")
         if target is not None:
-            chosen = self.engine.spec.by_id.get(target)
+            chosen = self.state.spec.by_id.get(target)
             if chosen is None:
                 raise MockError(
                     "invalid_parameter_value",
-                    f"Unknown operation_id '{target}'. Known: {', '.join(self.engine.spec.by_id)}.",
+                    f"Unknown operation_id '{target}'. Known: {', '.join(self.state.spec.by_id)}.",
                     "operation_id",
                 )
             operations = (chosen,)
@@ -180,9 +212,9 @@ class AdminApi:
                     else f"No operation documents code={args.get('code')} status={args.get('status')}.",
                     "code",
                 )
-        self.engine.faults.enqueue(QueuedFault.from_dict(args))
+        self.state.faults.enqueue(QueuedFault.from_dict(args))
         return self._fault_state()
 
     def _faults_clear_queue(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
-        self.engine.faults.clear_queue()
+        self.state.faults.clear_queue()
         return self._fault_state()

@@ -19,7 +19,8 @@ import anyio
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from .engine import Engine, MockConfig
+from .config import MockConfig
+from .engine import Engine, NonConformingResponse
 from .errors import MockError
 from .messages import MockRequest, MockResponse
 
@@ -110,12 +111,28 @@ class MockApp(Starlette):
         )
         try:
             result = engine.handle(request)
+        except NonConformingResponse:
+            raise  # the tests' guard: a spec violation must fail loudly, not become a 500
         except Exception:  # the server must survive anything: answer 500 in the documented envelope
             log.exception("unhandled error on %s %s", method, path)
             result = engine.reject(method, path, MockError("server_error", "Internal server error."))
+        await deliver(send, result)
+
+
+async def deliver(send: Send, result: MockResponse) -> None:
+    """Wait out the simulated latency, send, and only then keep the money: a charge is refunded when
+    the answer does not leave (a client gone during the latency, a failed send, a cancellation)."""
+    charge = result.charge
+    try:
         if result.delay > 0:
             await anyio.sleep(result.delay)
         await _send(send, result)
+    except BaseException:
+        if charge is not None:
+            charge.refund()
+        raise
+    if charge is not None:
+        charge.settle()
 
 
 async def _send(send: Send, result: MockResponse, *, close: bool = False) -> None:

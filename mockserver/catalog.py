@@ -15,17 +15,50 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import MockError, SpecError
 from .spec import load_yaml
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
-ROUTE_INPUT_MAX_BYTES = 31_457_280  # NanoGPT route preflight: 30 MiB per input image
 _SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
     found = _SIZE.match(text)
     return (int(found[1]), int(found[2])) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """The route preflight every input image passes (catalog.yaml ``routes.input_images``)."""
+
+    min_width: int
+    min_height: int
+    max_width: int
+    max_height: int
+    max_bytes: int
+    formats: tuple[str, ...]
+
+    def published(self) -> dict[str, Any]:
+        return {
+            "min_width": self.min_width,
+            "min_height": self.min_height,
+            "max_width": self.max_width,
+            "max_height": self.max_height,
+            "max_bytes": self.max_bytes,
+            "formats": list(self.formats),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFacts:
+    """Facts of the routes rather than of one model (catalog.yaml ``routes``)."""
+
+    edit_default_model: str
+    midjourney_model: str
+    data_url_max_bytes: int
+    input_images: InputLimits
 
 
 @dataclass(frozen=True)
@@ -51,6 +84,7 @@ class Model:
     qualities: tuple[str, ...]
     default_quality: str | None
     output_formats: tuple[str, ...]
+    default_output_format: str
     n_max: int
     fixed_image_count: int | None
     seed: bool
@@ -59,6 +93,7 @@ class Model:
     rendering_speed: tuple[str, ...]
     tags: tuple[str, ...]
     icon_url: str | None
+    route_inputs: InputLimits
 
     @property
     def inpainting(self) -> bool:
@@ -198,7 +233,11 @@ class Model:
             if self.sizes or not self.tiers
             else {"type": "enum", "values": [*self.tiers, "auto"], "default": next(iter(self.tiers))},
             "n": {"type": "range", "min": 1, "max": self.n_max, "default": 1},
-            "output_format": {"type": "enum", "values": list(self.output_formats), "default": "png"},
+            "output_format": {
+                "type": "enum",
+                "values": list(self.output_formats),
+                "default": self.default_output_format,
+            },
         }
         if self.aspect_ratios:
             typed["aspect_ratio"] = {
@@ -222,17 +261,12 @@ class Model:
         constraints: dict[str, Any] = {
             "max_items": self.max_input_images,
             "route": {
-                "min_width": 8,
-                "min_height": 8,
-                "max_width": 16384,
-                "max_height": 16384,
-                "max_bytes": ROUTE_INPUT_MAX_BYTES,
-                "formats": ["png", "jpeg", "webp"],
+                **self.route_inputs.published(),
                 "source": "route-preflight",
                 "note": "NanoGPT route-level validation before provider submission.",
             },
         }
-        if self.input_max_bytes < ROUTE_INPUT_MAX_BYTES:
+        if self.input_max_bytes < self.route_inputs.max_bytes:
             constraints["provider"] = {"max_bytes": self.input_max_bytes, "source": "provider-docs"}
         return constraints
 
@@ -268,6 +302,7 @@ def _must(value: tuple[int, int] | None) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Catalog:
     models: tuple[Model, ...]
+    routes: RouteFacts
     generated_at: str = "2026-11-01T00:00:00.000Z"
     by_id: Mapping[str, Model] = field(default_factory=dict, repr=False)
 
@@ -276,6 +311,15 @@ class Catalog:
             return self.by_id[model_id]
         except KeyError:
             raise MockError("model_not_found", f"Model '{model_id}' not found.", "model") from None
+
+    @cached_property
+    def encoded(self) -> Mapping[str, bytes]:
+        """The bodies that never change while the catalog lives, JSON-encoded once."""
+        return {
+            "models": orjson.dumps(self.images_models_body()),
+            "legacy_detailed": orjson.dumps(self.legacy_models_body(True)),
+            "legacy_basic": orjson.dumps(self.legacy_models_body(False)),
+        }
 
     def cheapest(self) -> Model:
         return min(self.models, key=lambda m: (m.price_usd, m.id))
@@ -344,7 +388,7 @@ class Catalog:
         return {"object": "list", "data": data, "meta": {"count": len(data), "generated_at": self.generated_at}}
 
 
-def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
+def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any], routes: RouteFacts) -> Model:
     merged = {**defaults, **raw}
     try:
         caps = {**defaults.get("capabilities", {}), **raw.get("capabilities", {})}
@@ -360,7 +404,7 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
             style=str(merged.get("style", "typed")),
             capabilities=caps,
             max_input_images=int(merged.get("max_input_images", 0)),
-            input_max_bytes=int(merged.get("input_max_bytes", ROUTE_INPUT_MAX_BYTES)),
+            input_max_bytes=int(merged.get("input_max_bytes", routes.input_images.max_bytes)),
             sizes=tuple(str(s) for s in merged.get("sizes", [])),
             default_size=str(merged["default_size"]),
             flexible_size=merged.get("flexible_size"),
@@ -368,7 +412,8 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
             tiers={str(k): int(v) for k, v in merged.get("tiers", {}).items()},
             qualities=tuple(merged.get("qualities", [])),
             default_quality=merged.get("default_quality"),
-            output_formats=tuple(merged.get("output_formats", ["png"])),
+            output_formats=tuple(merged["output_formats"]),
+            default_output_format=str(merged.get("default_output_format") or merged["output_formats"][0]),
             n_max=int(merged.get("n_max", 1)),
             fixed_image_count=merged.get("fixed_image_count"),
             seed=bool(merged.get("seed", True)),
@@ -377,6 +422,7 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
             rendering_speed=tuple(merged.get("rendering_speed", [])),
             tags=tuple(merged.get("tags", [])),
             icon_url=merged.get("icon_url"),
+            route_inputs=routes.input_images,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"catalog entry {raw.get('id')!r} is malformed: {exc!r}") from exc
@@ -386,6 +432,26 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Model:
     return model
 
 
+def _routes(raw: Any, path: Path) -> RouteFacts:
+    try:
+        limits = raw["input_images"]
+        return RouteFacts(
+            edit_default_model=str(raw["edit_default_model"]),
+            midjourney_model=str(raw["midjourney_model"]),
+            data_url_max_bytes=int(raw["data_url_max_bytes"]),
+            input_images=InputLimits(
+                min_width=int(limits["min_width"]),
+                min_height=int(limits["min_height"]),
+                max_width=int(limits["max_width"]),
+                max_height=int(limits["max_height"]),
+                max_bytes=int(limits["max_bytes"]),
+                formats=tuple(str(f) for f in limits["formats"]),
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{path}: the 'routes' section is missing or malformed: {exc!r}") from exc
+
+
 @lru_cache(maxsize=8)
 def load_catalog(path: Path | None = None) -> Catalog:
     """Load the catalog file once per path."""
@@ -393,8 +459,17 @@ def load_catalog(path: Path | None = None) -> Catalog:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
         raise SpecError(f"{path or DEFAULT_CATALOG}: expected a mapping with a 'models' list")
     defaults = raw.get("defaults", {})
-    models = tuple(_model(m, defaults) for m in raw["models"])
+    # a catalog without its own `routes` (one written by `catalog pull`, say) keeps the built-in ones
+    routes = (
+        _routes(raw["routes"], path or DEFAULT_CATALOG) if "routes" in raw or path is None else load_catalog().routes
+    )
+    models = tuple(_model(m, defaults, routes) for m in raw["models"])
     by_id = {m.id: m for m in models}
     if len(by_id) != len(models):
         raise SpecError("duplicate model id in the catalog")
-    return Catalog(models=models, by_id=by_id, generated_at=str(raw.get("generated_at", Catalog.generated_at)))
+    for name in (routes.edit_default_model, routes.midjourney_model):
+        if name not in by_id:
+            raise SpecError(f"catalog routes name model {name!r}, which the catalog does not hold")
+    return Catalog(
+        models=models, routes=routes, by_id=by_id, generated_at=str(raw.get("generated_at", Catalog.generated_at))
+    )

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
-    from .engine import MockConfig
+    from .config import MockConfig
 
     keys = args.api_keys or [k for k in (_env("API_KEYS", "") or "").split(",") if k.strip()]
     overrides = {} if args.signing_secret is None else {"signing_secret": args.signing_secret}

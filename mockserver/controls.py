@@ -40,11 +40,13 @@ def seconds_to_midnight(now: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Directives:
-    """What a request (``Prefer`` header) or a queued fault asks of the mock."""
+    """What the testing controls ask of one request, resolved once: a forced documented code, a
+    latency, a presign failure, and which control asked (``prefer``, ``queue``, ``profile``)."""
 
     code: str | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # None: the fault profile's latency for what is generated
     presign_fail: bool = False
+    source: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -130,7 +132,7 @@ def parse_prefer(header: str | None, operation: Operation) -> Directives:
     presign = values.get("presign")
     if presign is not None and presign != "fail":
         raise MockError("invalid_parameter_value", f"Prefer: presign accepts only 'fail', got '{presign}'.", "Prefer")
-    return Directives(choose_code(operation, code, status, "Prefer"), latency, presign == "fail")
+    return Directives(choose_code(operation, code, status, "Prefer"), latency, presign == "fail", "prefer")
 
 
 # -- the fault profile -------------------------------------------------------------------------
@@ -202,7 +204,7 @@ class QueuedFault:
     def directives(self, operation: Operation) -> Directives:
         code = choose_code(operation, self.raw.get("code"), self.raw.get("status"), "queued fault")
         latency = self.raw.get("latency_ms")
-        return Directives(code, None if latency is None else float(latency), self.raw.get("presign") == "fail")
+        return Directives(code, None if latency is None else float(latency), self.raw.get("presign") == "fail", "queue")
 
 
 class Faults:
@@ -336,6 +338,36 @@ class Faults:
             self._daily_usd[day] = self._daily_usd.get(day, Decimal(0)) - cost
 
 
+def resolve_directives(
+    faults: Faults,
+    operation: Operation,
+    path: str,
+    prefer: str | None,
+    key: str | None,
+    now: float,
+    *,
+    presign_failure: bool = False,
+) -> Directives:
+    """Every testing control of one request, merged into one value, in a fixed order.
+
+    The ``Prefer`` header wins; else a queued one-shot fault; else the request counts against the
+    rate and daily limits (429 when over) and the fault profile may draw an error. A presign failure
+    comes from any of them, from ``presign_failure`` (``--presign-failure``) or from the profile's
+    rate (drawn for every request; only ``response_format: url`` requests can observe it).
+    """
+    directives = parse_prefer(prefer, operation)
+    if directives.empty:
+        directives = faults.take(operation, path)
+    if directives.code is None:
+        faults.admit(key, now)
+        random_code = faults.random_error(operation)
+        if random_code is not None:
+            return Directives(random_code, directives.latency_ms, directives.presign_fail, "profile")
+    if not directives.presign_fail and (presign_failure or faults.presign_fails()):
+        directives = Directives(directives.code, directives.latency_ms, True, directives.source)
+    return directives
+
+
 # -- the journal -------------------------------------------------------------------------------
 
 
@@ -353,6 +385,7 @@ JOURNAL_FIELDS = (
     "fault",
     "delay_ms",
     "duration_ms",
+    "images",
 )
 
 
@@ -405,4 +438,5 @@ class Journal:
             e["delay_ms"] = round(e["delay_ms"], 3)
             e["duration_ms"] = round(e["duration_ms"], 3)
             e["cost"] = None if e["cost"] is None else float(e["cost"])
+            e["images"] = list(e["images"])
         return out[-limit:] if limit else out

@@ -1,4 +1,5 @@
-"""The request and response values that cross between the outer layer and the pipeline."""
+"""The values that cross between the outer layer and the pipeline: the request, the handler's
+outcome and the rendered response."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from .billing import Charge
+from .errors import MockError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,23 @@ class MockResponse:
     operation_id: str | None = None
     error_code: str | None = None
     delay: float = 0.0  # seconds the outer layer waits before answering (latency faults)
+    charge: Charge | None = None  # settled by the outer layer once the 2xx is sent, refunded otherwise
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler decided: the answer, and what the journal and the latency need to know of it."""
+
+    status: int
+    payload: Any = None  # JSON-encodable (orjson); ignored when ``raw`` is given
+    raw: bytes | None = None  # an already-encoded body (catalogs, image files)
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: MockError | None = None
+    charge: Charge | None = None
+    model: str | None = None
+    megapixels: float = 0.0  # of all images generated: drives the fault profile's latency
+    images: tuple[str, ...] = ()  # URLs of the images answered (journal, inspector)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None, **extra: Any) -> MockResponse:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .engine import MockConfig
+    from .config import MockConfig
     from .testing import AsgiMockHandle, MockHandle
 
 
@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _config(request: pytest.FixtureRequest) -> tuple[MockConfig, str]:
     from pathlib import Path
 
-    from .engine import MockConfig
+    from .config import MockConfig
     from .testing import DEFAULT_TEST_KEY
 
     catalog = request.config.getoption("--nanogpt-mock-catalog")

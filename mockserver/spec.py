@@ -125,6 +125,18 @@ class Spec:
     path: Path | None = None
     _response_validators: dict[tuple[str, int, str], Any] = field(default_factory=dict, repr=False)
 
+    def any_error(self, code: str) -> ErrorTemplate | None:
+        """``code`` as some operation documents it: the fallback for a code raised where it is not documented."""
+        for op in self.operations:
+            template = op.errors.get(code)
+            if template is not None:
+                return template
+        return None
+
+    def extension_errors(self, name: str) -> dict[str, ErrorTemplate]:
+        """Error templates of a document-level extension holding ``{status: response}`` (``x-routing-errors``)."""
+        return _error_table(self.document, name, self.document.get(name, {}))
+
     def resolve(self, node: Any) -> Any:
         """Follow local ``$ref``s until a non-reference node is reached."""
         return resolve(self.document, node)

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 
 from .app import create_app
+from .config import MockConfig
 from .controls import FaultProfile, QueuedFault
-from .engine import Engine, MockConfig
+from .engine import Engine
 from .serving import ServerThread
 
 DEFAULT_TEST_KEY = "sk-nanogpt-mock-test"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -37,6 +37,86 @@ class ParsedBody:
     media_type: str
     data: dict[str, Any]
     files: Mapping[str, tuple[UploadedFile, ...]]
+
+
+@dataclass(frozen=True)
+class Input:
+    """A request's input after validation: what a handler trusts.
+
+    ``body`` passed the operation's schema and carries the spec's ``default`` for every top-level
+    property the request left out, so no handler writes a fallback; ``given`` names what the request
+    really sent (a default is not a choice the caller made). Multipart bodies keep their text fields
+    (``fields``) and file parts (``files``) apart, as sent.
+    """
+
+    media_type: str | None = None
+    body: Mapping[str, Any] = field(default_factory=dict)
+    given: frozenset[str] = frozenset()
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    files: Mapping[str, tuple[UploadedFile, ...]] = field(default_factory=dict)
+    query: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def multipart(self) -> bool:
+        return (self.media_type or "").startswith("multipart/")
+
+
+Precheck = Callable[[ParsedBody], None]
+
+
+def validate(
+    operation: Operation,
+    method: str,
+    headers: Mapping[str, str],
+    query: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    precheck: Precheck | None = None,
+    code_for_param: Mapping[str, str] | None = None,
+) -> Input:
+    """Header and query parameters, then the body: parsed, ``precheck``ed (rules the docs put before
+    the schema), judged by the compiled schema, and completed with the schema's defaults."""
+    if operation.header_validator is not None:
+        view = header_view(operation, headers)
+        if view or operation.headers_required:
+            error = schema_error(operation.header_validator, view)
+            if error:
+                raise error
+    query_values: dict[str, Any] = {}
+    if operation.query:
+        query_values = query_view(operation, query)
+        error = schema_error(operation.query_validator, query_values, code_for_param={})
+        if error:
+            raise error
+        query_values = _with_defaults(query_values, {q.name: q.schema for q in operation.query})
+    if not operation.bodies or method.upper() == "HEAD":
+        return Input(query=query_values)
+    parsed = parse_body(operation, headers.get("content-type"), body)
+    if precheck is not None:
+        precheck(parsed)
+    media = operation.bodies[parsed.media_type]
+    multipart = bool(parsed.files) or media.media_type.startswith("multipart/")
+    instance = form_view(media, parsed) if multipart else parsed.data
+    error = schema_error(media.validator, instance, code_for_param=code_for_param)
+    if error:
+        raise error
+    properties = media.schema.get("properties", {}) if isinstance(media.schema, dict) else {}
+    return Input(
+        media_type=parsed.media_type,
+        body=_with_defaults(instance, properties),
+        given=frozenset(instance),
+        fields=parsed.data if multipart else {},
+        files=parsed.files,
+        query=query_values,
+    )
+
+
+def _with_defaults(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for name, schema in properties.items():
+        if name not in out and isinstance(schema, dict) and "default" in schema:
+            out[name] = schema["default"]
+    return out
 
 
 def media_type_of(content_type: str | None) -> str:

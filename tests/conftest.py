@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from PIL import Image
 from starlette.applications import Starlette
 
-from mockserver import Engine, MockConfig, MockRequest, MockResponse, create_app
+from mockserver import Engine, MockConfig, create_app
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=30)
@@ -31,20 +31,7 @@ def anyio_backend() -> str:
 
 def checked_engine(config: MockConfig | None = None) -> Engine:
     """An engine whose every answer is held to the spec: a non-conforming response fails the test."""
-    engine = Engine(config or MockConfig())
-    handle = engine.handle
-
-    def checked(request: MockRequest) -> MockResponse:
-        response = handle(request)
-        if response.operation_id is not None:
-            body = orjson.loads(response.body) if response.media_type == "application/json" and response.body else None
-            spec = engine.admin.spec if request.path.startswith("/_mock/") else engine.spec
-            problems = spec.response_problems(response.operation_id, response.status, response.media_type, body)
-            assert not problems, f"{request.method} {request.path} -> {response.status}: {problems}"
-        return response
-
-    engine.handle = checked  # type: ignore[method-assign]
-    return engine
+    return Engine(dataclasses.replace(config or MockConfig(), check_responses=True))
 
 
 def checked_app(config: MockConfig | None = None) -> Starlette:

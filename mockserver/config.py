@@ -1,0 +1,30 @@
+"""The settings of one mock instance (``cli.py`` maps its flags and environment variables onto them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from .controls import FaultProfile
+from .state import DEFAULT_BALANCE
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """Settings of one mock instance. ``None`` means "the catalog's route fact" where one exists."""
+
+    api_keys: frozenset[str] = frozenset()  # empty: any non-empty key is accepted
+    balance: Decimal = DEFAULT_BALANCE
+    catalog_path: Path | None = None
+    spec_path: Path | None = None
+    url_ttl: int = 3600
+    signing_secret: str = "nanogpt-mock-signing-secret"
+    presign_failure: bool = False
+    max_body_bytes: int = 48 * 1024 * 1024
+    max_image_bytes: int | None = None  # per data URL / upload; None: catalog routes.data_url_max_bytes
+    public_base_url: str | None = None
+    render_cache_bytes: int = 256 * 1024 * 1024
+    fault_profile: FaultProfile | None = None
+    admin_token: str | None = None
+    check_responses: bool = False  # hold every answer to the spec and raise NonConformingResponse (tests)

@@ -1,0 +1,6 @@
+"""Operation handlers, grouped by API family; importing this package registers them all."""
+
+from . import catalogs, images, legacy, openai
+from .registry import HANDLERS, OperationHandler, handles
+
+__all__ = ["HANDLERS", "OperationHandler", "catalogs", "handles", "images", "legacy", "openai"]

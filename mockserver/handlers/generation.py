@@ -1,0 +1,167 @@
+"""The generation path every image route shares: capabilities, size, price, charge, render.
+
+Routes differ in how they name things (``n`` or ``nImages``, ``size`` or ``resolution``, data URLs
+or uploads); they translate, then call :func:`generate`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ..call import Call
+from ..catalog import Model
+from ..errors import MockError
+from ..inputs import SourceImage, short_digest
+from ..messages import Outcome
+from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderSpec
+
+LABEL_CHARS = 80  # a prompt up to this long is shown verbatim in the picture
+X402_QUOTE_TTL_S = 900
+
+
+def prompt_label(prompt: str) -> str:
+    """The prompt as the picture shows it (and a signed URL carries it): short prompts verbatim,
+    long ones cut, with a digest so that two long prompts never share an image."""
+    if len(prompt) <= LABEL_CHARS:
+        return prompt
+    return f"{prompt[:64]}… #{short_digest(prompt)[:8]}"
+
+
+def output_format(body: Mapping[str, Any], model: Model) -> OutputFormat:
+    """The asked format (``jpg`` is JPEG), or the model's default; refused when the model lacks it."""
+    asked = str(body.get("output_format") or model.default_output_format).lower()
+    asked = "jpeg" if asked == "jpg" else asked
+    if asked not in OUTPUT_FORMATS:
+        raise MockError(
+            "invalid_parameter_value",
+            f"output_format '{asked}' is not supported. Use {', '.join(OUTPUT_FORMATS)}.",
+            "output_format",
+        )
+    model.check_output_format(asked)
+    return asked
+
+
+def generate(
+    call: Call,
+    model: Model,
+    body: Mapping[str, Any],
+    sources: list[SourceImage],
+    mask: SourceImage | None = None,
+    *,
+    image_param: str,
+    n_param: str = "n",
+    size_param: str = "size",
+    size: str | None = None,
+    edit: bool = False,
+) -> Outcome:
+    """Check the request against the model, price it, charge it, render it."""
+    services = call.services
+    size = size if size is not None else body.get(size_param)
+    if sources and model.max_input_images == 0:
+        raise MockError(
+            "image_input_not_supported",
+            f"Model '{model.id}' does not accept image input; it is text-to-image only.",
+            image_param,
+        )
+    if len(sources) > model.max_input_images:
+        raise MockError(
+            "invalid_parameter_value",
+            f"Model '{model.id}' accepts at most {model.max_input_images} input images, got {len(sources)}.",
+            image_param,
+        )
+    if mask is not None and not model.inpainting:
+        raise MockError(
+            "image_input_not_supported",
+            f"Model '{model.id}' does not support masks (inpainting).",
+            "mask" if edit else "maskDataUrl",
+        )
+    aspect = body.get("aspect_ratio")
+    width, height, tier = model.pixel_size(
+        size if size is None else str(size), None if aspect is None else str(aspect), param=size_param
+    )
+    keep_source_size = edit and size is None and bool(sources)
+    model.check_quality(None if body.get("quality") is None else str(body.get("quality")))
+    fmt = output_format(body, model)
+    count = model.image_count(int(body[n_param]), n_param)
+    cost = model.price(width, height, tier) * count
+    if call.key is None:  # authentication let an x402 quote request through
+        raise x402_quote(call, cost)
+    seed = body.get("seed")
+    seed = int(seed) % 2**32 if isinstance(seed, int) and model.seed else secrets.randbelow(2**32)
+    directives = call.directives
+    want_url = body.get("response_format") == "url" and not directives.presign_fail
+    label = prompt_label(str(body.get("prompt", "")))
+    base_url = call.request.base_url
+    renderer, files = services.renderer, services.files
+    with call.charge(cost) as charge:
+        data: list[dict[str, Any]] = []
+        urls: list[str] = []
+        for index in range(count):
+            wanted = RenderSpec(model.id, label, width, height, seed, index, fmt)
+            if sources:
+                try:
+                    image = renderer.render_edit(
+                        wanted,
+                        sources[index % len(sources)].data,
+                        None if mask is None else mask.data,
+                        keep_source_size=keep_source_size,
+                    )
+                except InvalidImage as exc:
+                    raise MockError(
+                        "invalid_parameter_value", f"An input image could not be decoded: {exc}.", image_param
+                    ) from None
+                if want_url:
+                    urls.append(files.url(base_url, wanted, files.store(image)))
+                else:
+                    data.append({"b64_json": base64.b64encode(image).decode()})
+            elif want_url:
+                urls.append(files.url(base_url, wanted))
+            else:
+                # already-encoded JSON: orjson copies it as is instead of scanning 16+ KB of text
+                data.append({"b64_json": orjson.Fragment(renderer.render_b64_json(wanted))})
+                urls.append(files.url(base_url, wanted))  # the journal's view of the same image
+        payload = {
+            "created": int(services.clock.now()),
+            "data": [{"url": u} for u in urls] if want_url else data,
+            "cost": float(cost),
+            "paymentSource": "USD",
+            "remainingBalance": float(charge.remaining),
+        }
+    return Outcome(
+        call.operation.success_status,
+        payload,
+        charge=charge,
+        model=model.id,
+        megapixels=width * height * count / 1e6,
+        images=tuple(urls),
+    )
+
+
+def x402_quote(call: Call, cost: Decimal) -> MockError:
+    """The accountless 402: the operation's documented quote, priced for this very request."""
+    template = call.operation.errors["x402_payment_required"]
+    payment = dict(template.body.get("payment") or {})
+    request_hash = hashlib.sha256(call.request.body).hexdigest()
+    payment_id = "pay_" + request_hash[:24]
+    base = call.services.config.public_base_url or call.request.base_url
+    now = call.services.clock.now()
+    expires = datetime.fromtimestamp(now + X402_QUOTE_TTL_S, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    payment.update(
+        {
+            "paymentId": payment_id,
+            "requestHash": f"sha256:{request_hash}",
+            "expiresAt": expires,
+            "amountUsd": f"{cost:.4f}",
+            "statusUrl": f"{base}/api/x402/status/{payment_id}",
+            "completeUrl": f"{base}/api/x402/complete/{payment_id}",
+        }
+    )
+    return MockError("x402_payment_required", "Payment required to complete this request.", extra={"payment": payment})
