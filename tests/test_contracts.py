@@ -22,6 +22,7 @@ from contracts.model import CaseResult
 from contracts.negative import SERVER_SIDE
 from contracts.runner import Runner, RunOptions
 from contracts.target import MOCK_KEY, Target, embedded_mock_app, open_target
+from mockserver import Engine
 from mockserver.serving import serve
 from mockserver.spec import load_spec
 from tests.contracts_support.drift_apps import Rewrite
@@ -39,7 +40,7 @@ def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _spent_on(app: Any) -> Decimal:
-    engine = app.state.engine
+    engine: Engine = app.state.engine
     return Decimal("1000000") - engine.ledger.balance(MOCK_KEY)
 
 

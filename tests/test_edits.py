@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -151,7 +152,7 @@ async def test_body_limit_while_streaming() -> None:
     app = checked_app(MockConfig(max_body_bytes=50_000))
     sent = 0
 
-    async def stream():  # type: ignore[no-untyped-def]
+    async def stream() -> AsyncIterator[bytes]:
         nonlocal sent
         for _ in range(100):
             sent += 10_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -24,7 +24,7 @@ def image_api_error(r: httpx.Response, code: str, status: int = 400, parameter: 
     assert "param" not in body["error"]
     if parameter is not None:
         assert body["error"]["parameter"] == parameter
-    return body
+    return cast(dict[str, Any], body)
 
 
 def openai_error(r: httpx.Response, code: str, status: int = 400) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def openai_error(r: httpx.Response, code: str, status: int = 400) -> dict[str, A
     assert body["error"]["code"] == code
     assert "code" not in body
     assert "parameter" not in body["error"]
-    return body
+    return cast(dict[str, Any], body)
 
 
 async def test_images_requires_json(client: httpx.AsyncClient) -> None:

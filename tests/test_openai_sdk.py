@@ -102,6 +102,6 @@ def test_errors_surface_as_typed_exceptions(server: ServerThread) -> None:
         sdk(server, "/v1").images.generate(model="no-such-model", prompt="x")
     assert missing.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
-        sdk(server, "/v1").images.generate(model="hidream", prompt="x", size="333x333")  # type: ignore[arg-type]
+        sdk(server, "/v1").images.generate(model="hidream", prompt="x", size="333x333")
     assert bad.value.code == "invalid_parameter_value"
     assert bad.value.param == "size"

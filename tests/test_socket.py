@@ -69,8 +69,9 @@ def test_unknown_path_and_method_over_tcp(server: ServerThread) -> None:
 
 
 def test_independent_instances_do_not_share_state() -> None:
-    with serve(create_app(MockConfig())) as a, serve(create_app(MockConfig())) as b:
-        a.config.app.state.engine.ledger.set_balance("sk-test-key", "0")  # type: ignore[attr-defined]
+    app_a = create_app(MockConfig())
+    with serve(app_a) as a, serve(create_app(MockConfig())) as b:
+        app_a.engine.ledger.set_balance("sk-test-key", "0")
         with httpx.Client() as c:
             ra = c.post(a.base_url + "/v1/images/generations", json={"prompt": "x"}, headers=AUTH)
             rb = c.post(b.base_url + "/v1/images/generations", json={"prompt": "x"}, headers=AUTH)
