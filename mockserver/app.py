@@ -124,8 +124,8 @@ async def deliver(send: Send, result: MockResponse) -> None:
     the answer does not leave (a client gone during the latency, a failed send, a cancellation)."""
     charge = result.charge
     try:
-        if result.delay > 0:
-            await anyio.sleep(result.delay)
+        if result.delay_ms > 0:
+            await anyio.sleep(result.delay_ms / 1000)
         await _send(send, result)
     except BaseException:
         if charge is not None:

@@ -45,12 +45,12 @@ class Directives:
 
     code: str | None = None
     latency_ms: float | None = None  # None: the fault profile's latency for what is generated
-    presign_fail: bool = False
+    presign_failure: bool = False
     source: str | None = None
 
     @property
     def empty(self) -> bool:
-        return self.code is None and self.latency_ms is None and not self.presign_fail
+        return self.code is None and self.latency_ms is None and not self.presign_failure
 
 
 NO_DIRECTIVES = Directives()
@@ -362,8 +362,8 @@ def resolve_directives(
         faults.admit(key, now)
         random_code = faults.random_error(operation)
         if random_code is not None:
-            return Directives(random_code, directives.latency_ms, directives.presign_fail, "profile")
-    if not directives.presign_fail and (presign_failure or faults.presign_fails()):
+            return Directives(random_code, directives.latency_ms, directives.presign_failure, "profile")
+    if not directives.presign_failure and (presign_failure or faults.presign_fails()):
         directives = Directives(directives.code, directives.latency_ms, True, directives.source)
     return directives
 

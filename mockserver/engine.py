@@ -125,7 +125,7 @@ class Engine:
             response.error_code,
             None if outcome.charge is None else outcome.charge.cost,
             directives.source,
-            response.delay * 1000,
+            response.delay_ms,
             (time.perf_counter() - started) * 1000,
             outcome.images,
         )
@@ -185,9 +185,9 @@ class Engine:
             if operation is not None and operation is not self._file_operation:
                 response.operation_id = operation.operation_id
             if directives.latency_ms is not None:
-                response.delay = directives.latency_ms / 1000.0
+                response.delay_ms = directives.latency_ms
             elif outcome.model is not None and outcome.error is None:
-                response.delay = self.faults.latency_ms(outcome.model, outcome.megapixels) / 1000.0
+                response.delay_ms = self.faults.latency_ms(outcome.model, outcome.megapixels)
             if request.method.upper() == "HEAD":
                 response.body = b""
             if self.config.check_responses:

@@ -31,7 +31,7 @@ class MockResponse:
     headers: dict[str, str] = field(default_factory=dict)
     operation_id: str | None = None
     error_code: str | None = None
-    delay: float = 0.0  # seconds the outer layer waits before answering (latency faults)
+    delay_ms: float = 0.0  # the outer layer waits this long before answering (latency faults)
     charge: Charge | None = None  # settled by the outer layer once the 2xx is sent, refunded otherwise
 
 

@@ -129,7 +129,7 @@ def test_latency_grows_with_pixels() -> None:
             )
         )
         assert r.status == 200
-        return r.delay
+        return r.delay_ms / 1000  # seconds
 
     small = delay({"model": "openai/gpt-image-2.5/flare/text-to-image", "resolution": "1k"})
     large = delay({"model": "openai/gpt-image-2.5/flare/text-to-image", "resolution": "4k"})

@@ -97,7 +97,7 @@ def generate(
     seed = body.get("seed")
     seed = int(seed) % 2**32 if isinstance(seed, int) and model.seed else secrets.randbelow(2**32)
     directives = call.directives
-    want_url = body.get("response_format") == "url" and not directives.presign_fail
+    want_url = body.get("response_format") == "url" and not directives.presign_failure
     label = prompt_label(str(body.get("prompt", "")))
     base_url = call.request.base_url
     renderer, files = services.renderer, services.files
