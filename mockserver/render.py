@@ -31,9 +31,9 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Final, Literal, cast, get_args
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, features
 
@@ -148,24 +148,57 @@ class CacheInfo:
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """Where the label goes; a pure function of the image size so tests can locate it."""
+    """Where the label goes; a pure function of the image size so tests can locate it.
+
+    ``sizes`` are font pixels, except for the info line ("info", or "all" = info + model), whose size is
+    the dot-matrix scale. ``tops``/``heights`` are relative to the box; ``info`` indexes the info line.
+    """
 
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
     kinds: tuple[str, ...]
     sizes: tuple[int, ...]
     tops: tuple[int, ...]
+    heights: tuple[int, ...]
     pad: int
     border: int
+    px: int
+    info: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Card:
-    """A rendered test card: palette plus one bytes object per row (repeated rows share objects)."""
+class _SizedLRU:
+    """LRU bounded by the total of the sizes its values are put with; safe to share across threads."""
 
-    width: int
-    height: int
-    palette: bytes
-    rows: list[bytes]
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: Hashable, value: object, size: int) -> None:
+        if size > self._limit:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= old[1]
+            self._items[key] = (value, size)
+            self._size += size
+            while self._size > self._limit:
+                _, (_, evicted) = self._items.popitem(last=False)
+                self._size -= evicted
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
 
 
 class _BytesLRU:
@@ -224,44 +257,78 @@ def _digest(*parts: object) -> bytes:
     return h.digest()
 
 
+# -- palette ----------------------------------------------------------------------------------------
+# Hues are quantised to 256 steps so every colour is a table look-up: a palette costs microseconds,
+# which matters because every unseeded request needs a new one.
+_HUES: Final = 256
+_LIGHTS: Final = (0.3, 0.45, 0.6, 0.75)
+_SAT_LEVELS: Final = 8
+# per scheme, the hue offset (in steps) of each of the _K background colours
+_SCHEME_OFFSETS: Final = (
+    tuple(round((i - 3.5) * 0.04 * _HUES) for i in range(_K)),  # analogous
+    tuple((_HUES // 2) * (i % 2) for i in range(_K)),  # complementary
+    tuple(round((i % 3) * _HUES / 3) for i in range(_K)),  # triadic
+    tuple(i * _HUES // _K for i in range(_K)),  # spectrum
+)
+_GOLDEN_STEP: Final = 0.381966 * _HUES  # the i-th image of a request turns the hue by i golden-ratio steps
+
+
 def _rgb(hue: float, light: float, sat: float) -> bytes:
     return bytes(round(c * 255) for c in colorsys.hls_to_rgb(hue % 1.0, light, sat))
+
+
+@cache
+def _hue_wheel(light: float, sat: float) -> tuple[bytes, ...]:
+    """The 256 quantised hues at one lightness/saturation (computed once per pair, a few pairs in all)."""
+    return tuple(_rgb(h / _HUES, light, sat) for h in range(_HUES))
+
+
+@cache
+def _label_colours(hue: int) -> bytes:
+    """Box colour plus the text ramp (box -> ink) for a hue: label pixels are indices into these."""
+    box = _rgb(hue / _HUES + 0.5, 0.1, 0.3)
+    ink = b"\xfa\xfa\xfa"
+    return b"".join(
+        bytes(b + (i - b) * level // _RAMP for b, i in zip(box, ink, strict=True)) for level in range(_RAMP + 1)
+    )
 
 
 def _palette(d: bytes, index: int = 0) -> bytes:
     """A harmonious seed-dependent scheme, so cards look deliberate rather than random noise.
 
-    The i-th image of a request turns the hue by i golden-ratio steps, so siblings never look alike.
+    The i-th image of a request turns the hue by i golden-ratio steps, so siblings never look alike; the
+    background colours are rotated by a seed-chosen offset (the tiles' pixel data stays the same).
     """
-    hue = int.from_bytes(d[0:2], "big") / 65536 + index * 0.381966
-    scheme = d[2] % 4
-    sat = 0.5 + d[3] / 255 * 0.4
-    out = bytearray()
-    for i in range(_K):
-        if scheme == 0:  # analogous
-            h = hue + (i - 3.5) * 0.04
-        elif scheme == 1:  # complementary
-            h = hue + 0.5 * (i % 2)
-        elif scheme == 2:  # triadic
-            h = hue + (i % 3) / 3
-        else:  # spectrum
-            h = hue + i / _K
-        light = (0.3, 0.45, 0.6, 0.75)[(i + d[11]) % 4]
-        out += _rgb(h, light, sat)
-    out += _rgb(hue, 0.92, 0.2) if d[12] % 2 else _rgb(hue, 0.12, 0.35)  # grid lines
-    box = _rgb(hue + 0.5, 0.1, 0.3)
-    ink = b"\xfa\xfa\xfa"
-    for level in range(_RAMP + 1):
-        out += bytes(b + (i - b) * level // _RAMP for b, i in zip(box, ink, strict=True))
-    return bytes(out)
+    hue = (d[0] + round(index * _GOLDEN_STEP)) % _HUES
+    offsets = _SCHEME_OFFSETS[d[2] % 4]
+    sat = 0.5 + (d[3] % _SAT_LEVELS) / (_SAT_LEVELS - 1) * 0.4
+    wheels = [_hue_wheel(light, sat) for light in _LIGHTS]
+    shade, turn = d[11] % 4, d[8] % _K
+    colours = [wheels[(i + shade) % 4][(hue + offsets[i]) % _HUES] for i in range(_K)]
+    grid = _hue_wheel(0.92, 0.2)[hue] if d[12] % 2 else _hue_wheel(0.12, 0.35)[hue]
+    return b"".join(colours[turn:] + colours[:turn]) + grid + _label_colours(hue)
 
 
-def _cell(kind: int, cx: int, cy: int, cols: int, rows: int, d: bytes) -> int:
-    """Palette index of one tile; six seed-selected motifs keep different seeds visibly different."""
-    a = 1 + d[5] % 3
-    b = 2 + d[7] % 3
-    ccx = cols // 2 + d[9] % 3 - 1
-    ccy = rows // 2 + d[10] % 3 - 1
+# -- background ---------------------------------------------------------------------------------------
+_MOTIFS: Final = 6
+_VARIANTS: Final = 4  # tile sizes / motif parameters per motif: 24 backgrounds per image size
+
+
+def _background_key(d: bytes, index: int) -> tuple[int, int]:
+    """(motif, variant): the only seed facts the background's pixel data depends on.
+
+    A small set on purpose: the pixel data (and its deflate output) is shared by every seed with the same
+    key, so it is encoded once; seeds differ by palette and label. Consecutive indexes get different motifs.
+    """
+    return (d[4] + index) % _MOTIFS, d[6] % _VARIANTS
+
+
+def _cell(kind: int, variant: int, cx: int, cy: int, cols: int, rows: int) -> int:
+    """Palette index of one tile; six motifs keep different seeds visibly different."""
+    a = 1 + variant % 3
+    b = 2 + (variant + 1) % 3
+    ccx = cols // 2 + variant % 3 - 1
+    ccy = rows // 2 + (variant // 2) % 3 - 1
     if kind == 0:  # diagonal stripes
         v = cx + a * cy
     elif kind == 1:  # concentric squares
@@ -274,31 +341,28 @@ def _cell(kind: int, cx: int, cy: int, cols: int, rows: int, d: bytes) -> int:
         v = cx * _K // cols if cy < rows * 3 // 4 else (cols - 1 - cx) * _K // cols
     else:  # plaid
         v = cx % b + cy % a
-    return (v + d[8]) % _K
+    return v % _K
 
 
 def _edges(total: int, parts: int) -> list[int]:
     return [i * total // parts for i in range(parts + 1)]
 
 
-def _background(width: int, height: int, d: bytes, index: int = 0) -> list[bytes]:
-    """Tiles + grid lines as rows of palette indices; all rows of a tile band are one shared object.
-
-    Consecutive indexes get different motifs, so the images of one request differ at a glance.
-    """
-    tile = max(4.0, math.sqrt(width * height) / (10 + d[6] % 7))
+def _background(width: int, height: int, key: tuple[int, int]) -> list[bytes]:
+    """Tiles + grid lines as rows of palette indices; all rows of a tile band are one shared object."""
+    kind, variant = key
+    tile = max(4.0, math.sqrt(width * height) / (10 + 2 * variant))
     cols = min(64, max(1, round(width / tile)))
     nrows = min(64, max(1, round(height / tile)))
     xe, ye = _edges(width, cols), _edges(height, nrows)
     line = max(1, round(min(width / cols, height / nrows) / 24))
     lines = min(width // cols, height // nrows) >= 4 * line
-    kind = (d[4] + index) % 6
     line_row = bytes((_LINE,)) * width
     rows: list[bytes] = []
     for cy in range(nrows):
         row = bytearray(width)
         for cx in range(cols):
-            row[xe[cx] : xe[cx + 1]] = bytes((_cell(kind, cx, cy, cols, nrows, d),)) * (xe[cx + 1] - xe[cx])
+            row[xe[cx] : xe[cx + 1]] = bytes((_cell(kind, variant, cx, cy, cols, nrows),)) * (xe[cx + 1] - xe[cx])
         if lines:
             for x in xe[1:-1]:
                 row[x - line // 2 : x - line // 2 + line] = line_row[:line]
@@ -309,9 +373,60 @@ def _background(width: int, height: int, d: bytes, index: int = 0) -> list[bytes
     return rows
 
 
+# -- the info line's dot-matrix font ----------------------------------------------------------------
+# Size, seed and index are printed with a 5x7 dot-matrix font scaled by an integer factor: each glyph row
+# is k identical pixel rows, so the only per-seed pixels of a card are 7 distinct rows, built from cached
+# glyph bytes and deflated in microseconds. (Model and prompt repeat across requests: FreeType, cached.)
+_DOT_ROWS: Final = 7
+_DOT_CELL: Final = 6  # 5 columns of glyph + 1 of spacing
+_DOTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "0": ".###. #...# #..## #.#.# ##..# #...# .###.",
+        "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
+        "2": ".###. #...# ....# ...#. ..#.. .#... #####",
+        "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
+        "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.",
+        "5": "##### #.... ####. ....# ....# #...# .###.",
+        "6": "..##. .#... #.... ####. #...# #...# .###.",
+        "7": "##### ....# ...#. ..#.. .#... .#... .#...",
+        "8": ".###. #...# #...# .###. #...# #...# .###.",
+        "9": ".###. #...# #...# .#### ....# ...#. .##..",
+        "x": "..... ..... #...# .#.#. ..#.. .#.#. #...#",
+        "s": "..... ..... .#### #.... .###. ....# ####.",
+        "e": "..... ..... .###. #...# ##### #.... .###.",
+        "d": "....# ....# .##.# #..## #...# #...# .####",
+        "#": ".#.#. .#.#. ##### .#.#. ##### .#.#. .#.#.",
+        "-": "..... ..... ..... ##### ..... ..... .....",
+        "?": ".###. #...# ....# ...#. ..#.. ..... ..#..",
+        " ": "..... ..... ..... ..... ..... ..... .....",
+    }
+)
+_SEED_WIDTH_PROBE: Final = "seed 4294967295  #99"  # the widest info text a layout makes room for
+
+
+@lru_cache(maxsize=64)
+def _dot_rows(scale: int) -> tuple[Mapping[str, bytes], ...]:
+    """Per glyph row, char -> that row of the char's cell at ``scale`` (palette indices)."""
+    ink, box = bytes((_TEXT,)) * scale, bytes((_BOX,)) * scale
+    return tuple(
+        MappingProxyType(
+            {ch: b"".join(ink if c == "#" else box for c in dots.split()[r]) + box for ch, dots in _DOTS.items()}
+        )
+        for r in range(_DOT_ROWS)
+    )
+
+
+def _info_text(spec: RenderSpec) -> str:
+    text = f"{spec.width}x{spec.height}  seed {spec.seed}  #{spec.index}"
+    return "".join(c if c in _DOTS else "?" for c in text)
+
+
 def _clean(text: str) -> str:
     """The built-in font only has ASCII glyphs; anything else would render as tofu boxes."""
     return " ".join("".join(c if " " <= c <= "~" else "?" for c in text[:_MAX_LABEL_CHARS]).split())
+
+
+# -- PNG pieces -------------------------------------------------------------------------------------
 
 
 def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
@@ -326,6 +441,74 @@ def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
+
+
+_EMPTY_STORED_BLOCK: Final = b"\x00\x00\x00\xff\xff"  # what a sync flush emits; 5 bytes, decodes to nothing
+_FINAL_BLOCK: Final = b"\x03\x00"  # an empty final fixed-Huffman block: ends the deflate stream
+_IEND: Final = _png_chunk(b"IEND", b"")
+_ZLIB_IDAT: Final = _png_chunk(b"IDAT", _ZLIB_HEADER)
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Rows of a card as one IDAT chunk, its length a multiple of 3 so its base64 splices into any image.
+
+    ``adler``/``length`` describe the raw (filtered) scanlines, for the stream's adler32 trailer.
+    """
+
+    chunk: bytes
+    b64: bytes
+    adler: int
+    length: int
+
+    @property
+    def size(self) -> int:
+        return len(self.chunk) + len(self.b64) + 64
+
+
+@dataclass(frozen=True, slots=True)
+class _CardPieces:
+    """The seed-independent parts of PNG cards of one size, background, model and prompt."""
+
+    layout: _Layout | None
+    header: bytes  # signature + IHDR
+    comment: tuple[bytes, bytes]  # the tEXt comment around "<seed> index=<index>"
+    before: tuple[_Piece, ...]  # IDAT pieces above the info line
+    after: tuple[_Piece, ...]  # and below it
+    base: tuple[bytes, ...]  # the info line's rows without text
+    adler_before: int  # adler32 of the scanlines before the info line (from 1)
+    adler_after: int  # adler32 of those after it (from 1), to combine
+    length_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class _InfoFast:
+    """The info line of one size, index and seed length, ready for a seed's digits."""
+
+    fit: int  # dot-matrix scale: each glyph row is 1 literal + fit-1 Up-filtered rows
+    row_length: int  # bytes per scanline (filter byte + width)
+    glyphs: tuple[Mapping[str, bytes], ...]
+    pre: tuple[bytes, ...]  # per glyph row: filter byte, base row start, the glyphs before the seed
+    post: tuple[bytes, ...]  # the glyphs after the seed, base row end
+    stored: bytes  # the header of a stored deflate block of one scanline
+    up: bytes  # deflate of fit-1 Up-filtered rows
+    top: bytes  # deflate of the base rows above the glyphs
+    top_adler: int
+    top_length: int
+    bottom: bytes  # and below them
+    bottom_adler: int
+    bottom_length: int
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.pre)) + sum(map(len, self.post)) + len(self.up) + len(self.top) + 512
+
+
+def _idat_piece(deflated: bytes, adler: int, length: int, *, b64: bool = True) -> _Piece:
+    """Wrap byte-aligned deflate blocks in an IDAT chunk padded (with empty stored blocks) to 3n bytes."""
+    deflated += _EMPTY_STORED_BLOCK * ((len(deflated) + 12) % 3)  # each block adds 5 = 2 (mod 3)
+    chunk = _png_chunk(b"IDAT", deflated)
+    return _Piece(chunk, base64.b64encode(chunk) if b64 else b"", adler, length)
 
 
 def _open(data: bytes, what: str) -> Image.Image:
@@ -373,16 +556,31 @@ def image_info(data: bytes) -> ImageInfo:
     return ImageInfo(fmt, width, height)
 
 
+def _comment(spec: RenderSpec) -> bytes:
+    """A PNG tEXt note so tools like exiftool/identify show what the mock was asked for."""
+    prompt = _clean(spec.prompt)
+    text = (
+        f"nanogpt-image-mock model={_clean(spec.model)} size={spec.width}x{spec.height} "
+        f"seed={spec.seed} index={spec.index} prompt={prompt}"
+    ).encode("latin-1")
+    return text
+
+
 class Renderer:
     """Renders cards and edits, holding the caches; create one per app instance and share it.
 
     Safe to call from many threads at once (see the module docstring).
+
+    Two caches: encoded images by :class:`RenderSpec` (``cache_bytes``; skipped with ``cache=False``, for
+    images nobody can ask for again) and the seed-independent parts of PNG cards (``pieces_bytes``: the
+    deflated background and label rows shared by every seed of one size, model and prompt).
     """
 
-    def __init__(self, cache_bytes: int = 256 * 1024 * 1024) -> None:
-        if cache_bytes < 0:
-            raise ValueError("cache_bytes must be >= 0")
+    def __init__(self, cache_bytes: int = 256 * 1024 * 1024, *, pieces_bytes: int = 32 * 1024 * 1024) -> None:
+        if cache_bytes < 0 or pieces_bytes < 0:
+            raise ValueError("cache sizes must be >= 0")
         self._cache = _BytesLRU(cache_bytes)
+        self._pieces = _SizedLRU(pieces_bytes)
         self._text_lock = threading.Lock()  # fonts, line images, layouts (FreeType is not thread-safe)
         self._fonts: dict[int, ImageFont.FreeTypeFont] = {}
         self._lines: OrderedDict[tuple[str, int, int], Image.Image | None] = OrderedDict()
@@ -393,28 +591,39 @@ class Renderer:
 
     # -- public API ----------------------------------------------------------------------------------
 
-    def render(self, spec: RenderSpec) -> bytes:
-        """A test card for a generation request; repeated identical requests are served from cache."""
+    def render(self, spec: RenderSpec, *, cache: bool = True) -> bytes:
+        """A test card for a generation request; repeated identical requests are served from cache.
+
+        ``cache=False``: do not keep the result (an unseeded request's image is never asked for again).
+        """
         cached = self._cache.get(spec)
         if cached is not None:
             return cached
-        card = self._card(spec)
         if spec.output_format == "png":
-            data = self._encode_png(card, _comment(spec))
+            data = b"".join(self._png_parts(spec, b64=False))
         else:
-            data = _save(self._card_image(card).convert("RGB"), spec.output_format, card=True)
-        self._cache.put(spec, data)
+            rows, palette = self._card(spec)
+            data = _save(
+                _card_image(spec.width, spec.height, rows, palette).convert("RGB"), spec.output_format, card=True
+            )
+        if cache:
+            self._cache.put(spec, data)
         return data
 
-    def render_b64_json(self, spec: RenderSpec) -> bytes:
-        """``render`` as a JSON string token (``"<base64>"``), cached: responses embed it as is, so a
-        repeated request copies the image once instead of encoding, decoding and escaping it."""
+    def render_b64_json(self, spec: RenderSpec, *, cache: bool = True) -> bytes:
+        """``render`` as a JSON string token (``"<base64>"``): responses embed it as is, so a repeated
+        request copies the image once instead of encoding, decoding and escaping it. A PNG is spliced
+        from the pre-encoded base64 of its cached pieces; only the per-seed parts are encoded."""
         key = ("b64-json", spec)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        data = b'"' + base64.b64encode(self.render(spec)) + b'"'
-        self._cache.put(key, data)
+        if spec.output_format == "png":
+            data = b"".join(self._png_parts(spec, b64=True, quote=True))
+        else:
+            data = b'"' + base64.b64encode(self.render(spec, cache=cache)) + b'"'
+        if cache:
+            self._cache.put(key, data)
         return data
 
     def render_edit(
@@ -424,6 +633,7 @@ class Renderer:
         mask: bytes | None = None,
         *,
         keep_source_size: bool = True,
+        cache: bool = True,
     ) -> bytes:
         """An edit visibly derived from ``source``: tinted/posterised where the mask says, plus the label.
 
@@ -443,12 +653,14 @@ class Renderer:
         if cached is not None:
             return cached
         data = self._edit(spec, source, mask, keep_source_size)
-        self._cache.put(key, data)
+        if cache:
+            self._cache.put(key, data)
         return data
 
     def clear(self) -> None:
-        """Drop every cache (encoded images, text, layouts), e.g. between test runs."""
+        """Drop every cache (encoded images, pieces, text, layouts), e.g. between test runs."""
         self._cache.clear()
+        self._pieces.clear()
         with self._text_lock:
             self._lines.clear()
             self._layouts.clear()
@@ -466,24 +678,16 @@ class Renderer:
 
     # -- cards ---------------------------------------------------------------------------------------
 
-    def _card(self, spec: RenderSpec) -> _Card:
+    def _card(self, spec: RenderSpec) -> tuple[list[bytes], bytes]:
+        """All rows of a card (palette indices) and its palette: the Pillow formats' input."""
         d = _digest("card", spec.prompt, spec.seed)
-        rows = _background(spec.width, spec.height, d, spec.index)
-        label = self._label(spec)
-        if label is not None:
-            (x0, y0, x1, _), tile = label
-            width = x1 - x0
-            pixels = tile.tobytes()
-            for r in range(tile.height):
-                bg = rows[y0 + r]
-                rows[y0 + r] = bg[:x0] + pixels[r * width : (r + 1) * width] + bg[x1:]
-        return _Card(spec.width, spec.height, _palette(d, spec.index), rows)
-
-    @staticmethod
-    def _card_image(card: _Card) -> Image.Image:
-        image = Image.frombytes("L", (card.width, card.height), b"".join(card.rows))
-        image.putpalette(card.palette)  # L -> P without touching the pixels
-        return image
+        rows = _background(spec.width, spec.height, _background_key(d, spec.index))
+        layout = self._layout(spec.width, spec.height)
+        if layout is not None:
+            y0, y1 = layout.box[1], layout.box[3]
+            head, base, tail = self._label_bands(spec.model, spec.prompt, layout)
+            rows[y0:y1] = [*head, *_expand(_info_runs(layout, base, _info_text(spec))), *tail]
+        return rows, _palette(d, spec.index)
 
     # -- label ---------------------------------------------------------------------------------------
 
@@ -499,8 +703,11 @@ class Renderer:
     def _layout(self, width: int, height: int) -> _Layout | None:
         if not self._has_freetype:
             return None
+        key = (width, height)
+        layout = self._layouts.get(key, False)
+        if layout is not False:
+            return layout  # type: ignore[return-value]
         with self._text_lock:
-            key = (width, height)
             if key not in self._layouts:
                 if len(self._layouts) >= _SMALL_CACHE_ENTRIES:
                     self._layouts.clear()
@@ -508,7 +715,11 @@ class Renderer:
             return self._layouts[key]
 
     def _compute_layout(self, width: int, height: int) -> _Layout | None:
-        """Pick the richest label that stays readable, shrinking the font until it fits."""
+        """Pick the richest label that stays readable, shrinking the font until it fits.
+
+        The label is a band across the full width, so its rows hold no background: they are the same for
+        every seed's background and are encoded once per size and text.
+        """
         options = []
         for kinds, wdiv, hdiv in _LAYOUTS:
             px = min(int(min(width / wdiv, height / hdiv)), _MAX_FONT_PX)
@@ -518,20 +729,36 @@ class Renderer:
             return None
         best = max(px for _, px in options)
         kinds, px = next(o for o in options if o[1] >= 0.6 * best)
-        margin = round(width * 0.08)
-        box_w = width - 2 * margin
+        probe = len(f"{width}x{height}  {_SEED_WIDTH_PROBE}")
         while px >= _MIN_FONT_PX:
-            sizes = tuple(max(_MIN_FONT_PX, round(px * 0.6)) if k == "prompt" else px for k in kinds)
             pad, border, gap = max(2, px // 3), max(1, px // 14), max(1, px // 6)
-            tops, y = [], pad + border
-            for size in sizes:
+            avail = width - 2 * (pad + border)
+            room = avail if kinds != ("all",) else avail // 2  # "all": the info text, then the model id
+            scale = max(1, min(round(px / 10), room // (probe * _DOT_CELL)))
+            sizes = tuple(
+                scale if k in ("info", "all") else max(_MIN_FONT_PX, round(px * 0.6)) if k == "prompt" else px
+                for k in kinds
+            )
+            tops, heights, y = [], [], pad + border
+            for kind, size in zip(kinds, sizes, strict=True):
+                if kind == "info":
+                    h = _DOT_ROWS * size
+                elif kind == "all":
+                    ascent, descent = self._font(px).getmetrics()
+                    h = max(ascent + descent, _DOT_ROWS * size)
+                else:
+                    ascent, descent = self._font(size).getmetrics()
+                    h = ascent + descent
                 tops.append(y)
-                ascent, descent = self._font(size).getmetrics()
-                y += ascent + descent + gap
+                heights.append(h)
+                y += h + gap
             box_h = y - gap + pad + border
-            if box_h <= height - 2 and box_w >= 4 * px:
-                x0, y0 = margin, (height - box_h) // 2
-                return _Layout((x0, y0, x0 + box_w, y0 + box_h), kinds, sizes, tuple(tops), pad, border)
+            if box_h <= height - 2 and avail >= 4 * px:
+                y0 = (height - box_h) // 2
+                info = kinds.index("all") if "all" in kinds else kinds.index("info")
+                return _Layout(
+                    (0, y0, width, y0 + box_h), kinds, sizes, tuple(tops), tuple(heights), pad, border, px, info
+                )
             px -= 1
         return None
 
@@ -552,7 +779,7 @@ class Renderer:
                     hi = mid - 1
             text = text[:lo] + "..." if lo else ""
         line: Image.Image | None = None
-        if text:
+        if text and max_width > 0:
             left, _, right, _ = font.getbbox(text)
             x = -min(0, math.floor(left))
             ascent, descent = font.getmetrics()
@@ -564,30 +791,227 @@ class Renderer:
             self._lines.popitem(last=False)
         return line
 
+    def _label_bands(self, model: str, prompt: str, layout: _Layout) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """The label's rows in three bands: above the info line, the info line without its text, below.
+
+        Only the middle band's text depends on the seed; the others depend on model and prompt only.
+        """
+        x0, y0, x1, y1 = layout.box
+        width = x1 - x0
+        tile = Image.new("L", (width, y1 - y0), _BOX)
+        ImageDraw.Draw(tile).rectangle((0, 0, width - 1, tile.height - 1), outline=_TEXT, width=layout.border)
+        inner = layout.pad + layout.border
+        avail = width - 2 * inner
+        texts = {"model": _clean(model), "prompt": '"' + _clean(prompt) + '"', "all": _clean(model)}
+        with self._text_lock:
+            for kind, size, top in zip(layout.kinds, layout.sizes, layout.tops, strict=True):
+                if kind == "info":
+                    continue
+                if kind == "all":  # the model id after the (widest) info text
+                    left = inner + avail // 2
+                    line = self._line(texts[kind], layout.px, width - inner - left)
+                    if line is not None:
+                        tile.paste(line, (left, top))
+                    continue
+                line = self._line(texts[kind], size, avail)
+                if line is not None:
+                    tile.paste(line, ((width - line.width) // 2, top))
+        raw = tile.tobytes()
+        rows = [raw[i : i + width] for i in range(0, len(raw), width)]
+        top, height = layout.tops[layout.info], layout.heights[layout.info]
+        return rows[:top], rows[top : top + height], rows[top + height :]
+
     def _label(self, spec: RenderSpec) -> tuple[tuple[int, int, int, int], Image.Image] | None:
-        """The label box as an L image of palette indices, and where it goes."""
+        """The label box as an L image of palette indices, and where it goes (for edits)."""
         layout = self._layout(spec.width, spec.height)
         if layout is None:
             return None
+        head, base, tail = self._label_bands(spec.model, spec.prompt, layout)
+        rows = [*head, *_expand(_info_runs(layout, base, _info_text(spec))), *tail]
         x0, y0, x1, y1 = layout.box
-        info = f"{spec.width}x{spec.height}  seed {spec.seed}  #{spec.index}"
-        texts = {
-            "model": _clean(spec.model),
-            "info": info,
-            "prompt": '"' + _clean(spec.prompt) + '"',
-            "all": f"{info}  {_clean(spec.model)}",
-        }
-        tile = Image.new("L", (x1 - x0, y1 - y0), _BOX)
-        ImageDraw.Draw(tile).rectangle((0, 0, tile.width - 1, tile.height - 1), outline=_TEXT, width=layout.border)
-        avail = tile.width - 2 * (layout.pad + layout.border)
-        with self._text_lock:
-            for kind, size, top in zip(layout.kinds, layout.sizes, layout.tops, strict=True):
-                line = self._line(texts[kind], size, avail)
-                if line is not None:
-                    tile.paste(line, ((tile.width - line.width) // 2, top))
-        return layout.box, tile
+        return layout.box, Image.frombytes("L", (x1 - x0, y1 - y0), b"".join(rows))
 
     # -- PNG -----------------------------------------------------------------------------------------
+
+    def _png_parts(self, spec: RenderSpec, *, b64: bool, quote: bool = False) -> list[bytes]:
+        """The PNG as a list of byte strings (or their base64, each part aligned to 3 bytes).
+
+        Layout: signature, IHDR, PLTE, tEXt, a 2-byte IDAT (zlib header), then one IDAT per band of rows
+        (background above the label, label head, the info line, label tail, background below) and a last
+        IDAT with the final block and adler32. Every band but the info line is a cached piece shared by all
+        seeds of its background/model/prompt; the info line is 7 distinct rows.
+        """
+        width, height = spec.width, spec.height
+        d = _digest("card", spec.prompt, spec.seed)
+        card = self._card_pieces(width, height, _background_key(d, spec.index), spec.model, spec.prompt)
+        pieces = list(card.before)
+        adler = card.adler_before
+        if card.layout is not None:
+            fast = self._info_fast(card.layout, card.base, spec, adler)
+            if fast is None:  # e.g. the "all" layout: the model id shares the info line's rows
+                fast = _deflate_runs(_info_runs(card.layout, list(card.base), _info_text(spec)), adler)
+            deflated, adler = fast
+            pieces.append(_idat_piece(deflated, 0, 0, b64=False))
+        if card.length_after:
+            adler = _adler32_combine(adler, card.adler_after, card.length_after)
+        pieces += card.after
+        front = card.header + _png_chunk(b"PLTE", _palette(d, spec.index))
+        # the comment is padded so that everything before the first piece is 3n bytes: base64 then splices
+        comment = b"".join((card.comment[0], str(spec.seed).encode(), b" index=", b"%d" % spec.index, card.comment[1]))
+        comment += b" " * (-(len(front) + len(comment) + 12 + len(_ZLIB_IDAT)) % 3)
+        front += _png_chunk(b"tEXt", comment) + _ZLIB_IDAT
+        end = _png_chunk(b"IDAT", _FINAL_BLOCK + struct.pack(">I", adler)) + _IEND
+        if not b64:
+            return [front, *(p.chunk for p in pieces), end]
+        parts = [b'"', base64.b64encode(front)] if quote else [base64.b64encode(front)]
+        parts += [p.b64 or base64.b64encode(p.chunk) for p in pieces]
+        parts.append(base64.b64encode(end))
+        if quote:
+            parts.append(b'"')
+        return parts
+
+    def _card_pieces(self, width: int, height: int, bg: tuple[int, int], model: str, prompt: str) -> _CardPieces:
+        """Everything of a PNG card but its palette, comment and info line: one look-up per request."""
+        key = ("card", width, height, bg, model, prompt)
+        card = cast("_CardPieces | None", self._pieces.get(key))
+        if card is not None:
+            return card
+        layout = self._layout(width, height)
+        header = _PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
+        if layout is None:
+            before: tuple[_Piece, ...] = (self._bg_piece(width, height, bg, 0, height),)
+            after: tuple[_Piece, ...] = ()
+            base: tuple[bytes, ...] = ()
+        else:
+            y0, y1 = layout.box[1], layout.box[3]
+            head, tail = self._label_pieces(model, prompt, layout)
+            before = (self._bg_piece(width, height, bg, 0, y0), head)
+            after = (tail, self._bg_piece(width, height, bg, y1, height))
+            base = tuple(self._info_base(model, layout))
+        adler_before = 1
+        for piece in before:
+            adler_before = _adler32_combine(adler_before, piece.adler, piece.length)
+        adler_after = 1
+        for piece in after:
+            adler_after = _adler32_combine(adler_after, piece.adler, piece.length)
+        sample = _comment(RenderSpec(model, prompt, width, height, 0, 0)).decode("latin-1")
+        comment = (
+            b"Comment\x00" + sample[: sample.index(" seed=") + 6].encode("latin-1"),
+            sample[sample.index(" prompt=") :].encode("latin-1"),
+        )
+        card = _CardPieces(
+            layout, header, comment, before, after, base, adler_before, adler_after, sum(p.length for p in after)
+        )
+        self._pieces.put(key, card, 256 + len(header))  # the pieces themselves are accounted for separately
+        return card
+
+    def _info_fast(
+        self, layout: _Layout, base: tuple[bytes, ...], spec: RenderSpec, adler: int
+    ) -> tuple[bytes, int] | None:
+        """The info line's deflate blocks and the adler32 continued from ``adler``, without zlib work.
+
+        Everything but the seed's digits is cached per size, index and seed length: the base rows above
+        and below the glyphs and the Up-filtered repeats of each glyph row as deflate pieces; the 7 glyph
+        rows go in as stored blocks (about 7 KB at 1024 px, instead of ~25 µs of compression).
+        None when the generic path must draw it: the "all" layout (the model id shares the info line's
+        rows) or a text too long for the line.
+        """
+        if layout.kinds == ("all",):
+            return None
+        seed = str(spec.seed)
+        key = ("info", layout, len(seed), spec.index)
+        fast = cast("_InfoFast | None", self._pieces.get(key))
+        if fast is None:
+            fast = self._make_info_fast(layout, base, spec)
+            if fast is None:
+                return None
+            self._pieces.put(key, fast, fast.size)
+        parts = [fast.top] if fast.top else []
+        if fast.top_length:
+            adler = _adler32_combine(adler, fast.top_adler, fast.top_length)
+        glyphs, up, m, n = fast.glyphs, fast.up, fast.fit - 1, fast.row_length
+        for r in range(_DOT_ROWS):
+            literal = b"".join((fast.pre[r], *map(glyphs[r].__getitem__, seed), fast.post[r]))
+            parts += (fast.stored, literal, up)
+            adler = zlib.adler32(literal, adler)
+            if m:  # m Up-filtered rows: a 2 then zeros, each; adler32 in closed form
+                lo, hi = adler & 0xFFFF, adler >> 16
+                adler = (lo + 2 * m) % _ADLER_BASE | (hi + n * (m * lo + m * (m + 1))) % _ADLER_BASE << 16
+        if fast.bottom_length:
+            parts.append(fast.bottom)
+            adler = _adler32_combine(adler, fast.bottom_adler, fast.bottom_length)
+        return b"".join(parts), adler
+
+    def _make_info_fast(self, layout: _Layout, base: tuple[bytes, ...], spec: RenderSpec) -> _InfoFast | None:
+        text = _info_text(spec)
+        fit, left, top, kept = _info_geometry(layout, len(base), len(text))
+        if kept < len(text):
+            return None
+        seed_at = len(text) - len(str(spec.seed)) - len(f"  #{spec.index}")
+        seed_end, text_w = seed_at + len(str(spec.seed)), len(text) * _DOT_CELL * fit
+        glyphs = _dot_rows(fit)
+        ref = base[0]
+        pre = tuple(b"\x00" + ref[:left] + b"".join(glyphs[r][c] for c in text[:seed_at]) for r in range(_DOT_ROWS))
+        post = tuple(b"".join(glyphs[r][c] for c in text[seed_end:]) + ref[left + text_w :] for r in range(_DOT_ROWS))
+        n = len(ref) + 1
+        rest = len(base) - top - _DOT_ROWS * fit
+        up = b""
+        if fit > 1:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, -15, 6, zlib.Z_RLE)
+            up = compressor.compress((b"\x02" + bytes(n - 1)) * (fit - 1)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        top_deflated, top_adler = _deflate_runs([(ref, top)] if top else [])
+        bottom_deflated, bottom_adler = _deflate_runs([(ref, rest)] if rest else [])
+        return _InfoFast(
+            fit,
+            n,
+            glyphs,
+            pre,
+            post,
+            struct.pack("<BHH", 0, n, n ^ 0xFFFF),
+            up,
+            top_deflated,
+            top_adler,
+            top * n,
+            bottom_deflated,
+            bottom_adler,
+            rest * n,
+        )
+
+    def _bg_piece(self, width: int, height: int, bg: tuple[int, int], top: int, bottom: int) -> _Piece:
+        key = ("bg", width, height, bg, top, bottom)
+        piece = cast("_Piece | None", self._pieces.get(key))
+        if piece is None:
+            rows = _background(width, height, bg)[top:bottom]
+            piece = _idat_piece(*self._deflate_rows(rows))
+            self._pieces.put(key, piece, piece.size)
+        return piece
+
+    def _label_pieces(self, model: str, prompt: str, layout: _Layout) -> tuple[_Piece, _Piece]:
+        """The label bands above and below the info line: they depend on model and prompt, not the seed."""
+        head_key = ("head", layout, model)
+        tail_key = ("tail", layout, prompt)
+        head = cast("_Piece | None", self._pieces.get(head_key))
+        tail = cast("_Piece | None", self._pieces.get(tail_key))
+        if head is None or tail is None:
+            head_rows, _, tail_rows = self._label_bands(model, prompt, layout)
+            head = _idat_piece(*self._deflate_rows(head_rows))
+            tail = _idat_piece(*self._deflate_rows(tail_rows))
+            self._pieces.put(head_key, head, head.size)
+            self._pieces.put(tail_key, tail, tail.size)
+        return head, tail
+
+    def _info_base(self, model: str, layout: _Layout) -> list[bytes]:
+        """The info line's rows before its text is drawn (the model id shares them in the "all" layout).
+
+        Equal rows are made one object, so the info line's rows repeat by identity and encode as runs.
+        """
+        key = ("base", layout, model if layout.kinds == ("all",) else "")
+        base = cast("list[bytes] | None", self._pieces.get(key))
+        if base is None:
+            unique: dict[bytes, bytes] = {}
+            base = [unique.setdefault(row, row) for row in self._label_bands(model, "", layout)[1]]
+            self._pieces.put(key, base, sum(map(len, unique)) + 8 * len(base) + 64)
+        return base
 
     def _zero_run(self, width: int, log2: int) -> tuple[bytes, int, int]:
         """(raw deflate, adler32, length) of 2**log2 Up-filtered identical rows: all zeros, so cacheable."""
@@ -609,24 +1033,31 @@ class Renderer:
             self._runs[key] = piece
         return piece
 
-    def _encode_png(self, card: _Card, comment: bytes) -> bytes:
-        """8-bit palette PNG; runs of repeated rows are spliced in from cached deflate pieces."""
-        rows, width = card.rows, card.width
+    def _deflate_rows(self, rows: list[bytes]) -> tuple[bytes, int, int]:
+        """(byte-aligned deflate blocks, adler32, raw length) of rows as filtered PNG scanlines.
+
+        A row equal to the one above becomes an Up-filtered zero row; long runs of them are spliced in from
+        cached deflate pieces. Starts from an empty dictionary, so the result can follow any other piece.
+        """
+        if not rows:
+            return b"", 1, 0
+        width = len(rows[0])
         compressor = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-        parts: list[bytes] = [_ZLIB_HEADER]
-        adler = 1
+        parts: list[bytes] = []
+        adler, total = 1, 0
         literal: list[bytes] = []
         zero_row = b"\x02" + bytes(width)
 
         def flush_literal() -> None:
-            nonlocal adler
+            nonlocal adler, total
             if literal:
                 data = b"".join(literal)
                 adler = zlib.adler32(data, adler)
+                total += len(data)
                 parts.append(compressor.compress(data))
                 literal.clear()
 
-        y, height = 0, card.height
+        y, height = 0, len(rows)
         while y < height:
             row = rows[y]
             literal += (b"\x00", row)
@@ -644,21 +1075,11 @@ class Renderer:
                         piece, piece_adler, length = self._zero_run(width, bit)
                         parts.append(piece)
                         adler = _adler32_combine(adler, piece_adler, length)
+                        total += length
             y += run
         flush_literal()
-        parts.append(compressor.flush())
-        parts.append(struct.pack(">I", adler))
-        header = struct.pack(">IIBBBBB", card.width, card.height, 8, 3, 0, 0, 0)
-        return b"".join(
-            (
-                _PNG_SIGNATURE,
-                _png_chunk(b"IHDR", header),
-                _png_chunk(b"PLTE", card.palette),
-                _png_chunk(b"tEXt", b"Comment\x00" + comment),
-                _png_chunk(b"IDAT", b"".join(parts)),
-                _png_chunk(b"IEND", b""),
-            )
-        )
+        parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+        return b"".join(parts), adler, total
 
     # -- edits ---------------------------------------------------------------------------------------
 
@@ -690,6 +1111,88 @@ class Renderer:
             tile.putpalette(palette)
             edited.paste(tile.convert("RGB"), box[:2])
         return _save(edited, spec.output_format)
+
+
+def _info_geometry(layout: _Layout, rows: int, chars: int) -> tuple[int, int, int, int]:
+    """(scale, left x, top row, characters kept) of an info text of ``chars`` characters."""
+    width = layout.box[2] - layout.box[0]
+    inner = layout.pad + layout.border
+    avail = (width - 2 * inner) // (2 if layout.kinds == ("all",) else 1)
+    fit = max(1, min(layout.sizes[layout.info], avail // max(1, chars * _DOT_CELL)))
+    kept = min(chars, avail // (_DOT_CELL * fit))
+    text_w = kept * _DOT_CELL * fit
+    left = inner if layout.kinds == ("all",) else max(inner, (width - text_w + fit) // 2)
+    return fit, left, (rows - _DOT_ROWS * fit) // 2, kept
+
+
+def _info_runs(layout: _Layout, base: list[bytes], text: str, *, uniform: bool = False) -> list[tuple[bytes, int]]:
+    """The info line as (row, repeat) runs: ``text`` in the dot-matrix font over the ``base`` rows.
+
+    ``uniform``: every base row is one object (the usual layout), so the line is 7 distinct rows, each
+    repeated ``scale`` times, built from cached glyph bytes without touching the other rows.
+    """
+    fit, left, top, kept = _info_geometry(layout, len(base), len(text))
+    text = text[:kept]
+    text_w = kept * _DOT_CELL * fit
+    bottom = top + _DOT_ROWS * fit
+    if not text:
+        return _runs(base)
+    glyphs = _dot_rows(fit)
+    if uniform:
+        ref = base[0]
+        before, after = ref[:left], ref[left + text_w :]
+        runs = [(ref, top)] if top else []
+        runs += [(b"".join((before, *map(glyphs[r].__getitem__, text), after)), fit) for r in range(_DOT_ROWS)]
+        return [*runs, (ref, len(base) - bottom)] if len(base) > bottom else runs
+    rows = list(base)
+    for r in range(_DOT_ROWS):
+        line = b"".join(map(glyphs[r].__getitem__, text))
+        for i in range(top + r * fit, top + (r + 1) * fit):
+            rows[i] = base[i][:left] + line + base[i][left + text_w :]
+    return _runs(rows)
+
+
+def _runs(rows: list[bytes]) -> list[tuple[bytes, int]]:
+    runs: list[tuple[bytes, int]] = []
+    for row in rows:
+        if runs and runs[-1][0] == row:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((row, 1))
+    return runs
+
+
+def _expand(runs: list[tuple[bytes, int]]) -> list[bytes]:
+    return [row for row, count in runs for _ in range(count)]
+
+
+def _deflate_runs(runs: list[tuple[bytes, int]], adler: int = 1) -> tuple[bytes, int]:
+    """(deflate, adler32 continued from ``adler``) of a few runs of rows in one zlib call: the per-seed rows.
+
+    A repeated row is Up-filtered (a 2, then zeros), whose adler32 is updated in closed form.
+    """
+    if not runs:
+        return b"", adler
+    n = len(runs[0][0]) + 1
+    up = b"\x02" + bytes(n - 1)
+    parts: list[bytes] = []
+    for row, count in runs:
+        literal = b"\x00" + row
+        parts.append(literal)
+        adler = zlib.adler32(literal, adler)
+        if count > 1:
+            m = count - 1
+            parts.append(up * m)
+            a, b = adler & 0xFFFF, adler >> 16
+            adler = (a + 2 * m) % _ADLER_BASE | (b + n * (m * a + m * (m + 1))) % _ADLER_BASE << 16
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15, 6, zlib.Z_RLE)
+    return compressor.compress(b"".join(parts)) + compressor.flush(zlib.Z_SYNC_FLUSH), adler
+
+
+def _card_image(width: int, height: int, rows: list[bytes], palette: bytes) -> Image.Image:
+    image = Image.frombytes("L", (width, height), b"".join(rows))
+    image.putpalette(palette)  # L -> P without touching the pixels
+    return image
 
 
 _HATCH_TILE = 24
@@ -734,13 +1237,3 @@ def _save(image: Image.Image, output_format: OutputFormat, *, card: bool = False
     buffer = io.BytesIO()
     image.save(buffer, _PIL_FORMAT[output_format], **options)
     return buffer.getvalue()
-
-
-def _comment(spec: RenderSpec) -> bytes:
-    """A PNG tEXt note so tools like exiftool/identify show what the mock was asked for."""
-    prompt = _clean(spec.prompt)
-    text = (
-        f"nanogpt-image-mock model={_clean(spec.model)} size={spec.width}x{spec.height} "
-        f"seed={spec.seed} index={spec.index} prompt={prompt}"
-    )
-    return text.encode("latin-1")
