@@ -192,6 +192,7 @@ class Load:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    mean_ms: float
     expected: int
     unexpected: int
     socket_errors: int
@@ -241,6 +242,7 @@ def run_wrk(
         p50_ms=raw["p50_us"] / 1000,
         p90_ms=raw["p90_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
+        mean_ms=raw["mean_us"] / 1000,
         expected=expected,
         unexpected=sum(statuses.values()) - expected,
         socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
@@ -263,6 +265,7 @@ def combine(loads: list[Load]) -> Load:
         p50_ms=statistics.median(x.p50_ms for x in loads),
         p90_ms=statistics.median(x.p90_ms for x in loads),
         p99_ms=statistics.median(x.p99_ms for x in loads),
+        mean_ms=sum(x.mean_ms * x.requests for x in loads) / max(1, requests),
         expected=sum(x.expected for x in loads),
         unexpected=sum(x.unexpected for x in loads),
         socket_errors=sum(x.socket_errors for x in loads),
@@ -467,6 +470,7 @@ def concurrency_run(args: argparse.Namespace, work: Path, connections: int, seco
             "rps": load.rps,
             "p50_s": load.p50_ms / 1000,
             "p99_s": load.p99_ms / 1000,
+            "mean_s": load.mean_ms / 1000,
             "unexpected": load.unexpected,
             "socket_errors": load.socket_errors,
         }

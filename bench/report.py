@@ -187,7 +187,8 @@ def print_summary(results: Results) -> None:
     if results.concurrency:
         c = results.concurrency
         print(
-            f"{c['connections']} concurrent unseeded generations: median {c['p50_s']:.3f} s, p99 {c['p99_s']:.3f} s, "
+            f"{c['connections']} concurrent unseeded generations: median {c['p50_s']:.3f} s, mean {c['mean_s']:.3f} s, "
+            f"p99 {c['p99_s']:.3f} s, "
             f"{c['rps']:.0f} req/s, unexpected {c['unexpected']}, socket errors {c['socket_errors']}"
         )
     for note in results.notes:
@@ -268,7 +269,7 @@ def markdown(results: Results) -> str:
         burst = results.concurrency
         extra.append(
             f"{burst['connections']} concurrent unseeded generations: median {burst['p50_s']:.3f} s, "
-            f"p99 {burst['p99_s']:.3f} s"
+            f"mean {burst['mean_s']:.3f} s, p99 {burst['p99_s']:.3f} s"
         )
     if extra:
         lines += ["", "; ".join(extra) + "."]
