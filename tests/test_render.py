@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -470,3 +471,110 @@ def test_spec_rejects_bad_values(bad: dict[str, object]) -> None:
 def test_adler32_combine_matches_zlib(a: bytes, b: bytes, repeat: int) -> None:
     b *= repeat  # long enough for both sums to wrap the modulus
     assert _adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+# -- unseeded requests: the spliced PNG path and cache=False ---------------------------------------
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(tag, body) of every PNG chunk, checking each CRC on the way."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    pos, out = 8, []
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert zlib.crc32(tag + body) == int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"), tag
+        out.append((tag, body))
+        pos += 12 + length
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(1, 2048),
+    height=st.integers(1, 2048),
+    seed=st.one_of(st.integers(0, 2**32 - 1), st.integers(-(2**70), 2**70)),
+    index=st.integers(0, 120),
+    fmt=st.sampled_from(OUTPUT_FORMATS),
+)
+def test_b64_token_is_the_rendered_image(width: int, height: int, seed: int, index: int, fmt: OutputFormat) -> None:
+    """The spliced base64 is exactly ``render``'s bytes, with or without warm pieces, cached or not."""
+    s = spec(width=width, height=height, seed=seed, index=index, output_format=fmt)
+    warm = Renderer()
+    warm.render(spec(width=width, height=height, seed=seed + 1, index=index, output_format=fmt))
+    data = Renderer(cache_bytes=0, pieces_bytes=0).render(s)
+    token = warm.render_b64_json(s, cache=False)
+    assert token == b'"' + base64.b64encode(data) + b'"'
+    assert warm.render(s, cache=False) == data
+    image = decode(data)
+    assert image.format == PIL_FORMATS[fmt]
+    assert image.size == (width, height)
+
+
+@settings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 1500), height=st.integers(1, 1500), seed=st.integers(0, 2**32 - 1))
+def test_spliced_png_is_well_formed(width: int, height: int, seed: int) -> None:
+    """Every chunk CRC, the IDAT order, the zlib stream and its adler32 check out for any size."""
+    data = Renderer().render(spec(width=width, height=height, seed=seed))
+    tags = [tag for tag, _ in chunks(data)]
+    assert tags[:3] == [b"IHDR", b"PLTE", b"tEXt"] and tags[-1] == b"IEND"
+    first = tags.index(b"IDAT")
+    assert set(tags[first:-1]) == {b"IDAT"}  # consecutive, as the PNG spec requires
+    raw = zlib.decompress(b"".join(body for tag, body in chunks(data) if tag == b"IDAT"))  # checks adler32
+    assert len(raw) == height * (width + 1)
+
+
+def test_unseeded_renders_are_not_kept() -> None:
+    renderer = Renderer()
+    for seed in range(5):
+        for fmt in OUTPUT_FORMATS:
+            s = spec(seed=seed, output_format=fmt)
+            assert renderer.render_b64_json(s, cache=False) == renderer.render_b64_json(s, cache=False)
+            renderer.render(s, cache=False)
+    renderer.render_edit(spec(), encode(photo(64, 64)), cache=False)
+    assert renderer.cache_info().entries == 0
+    assert renderer.cache_info().size_bytes == 0
+
+
+def test_a_repeated_seed_gives_the_same_bytes_whichever_path_rendered_it_first() -> None:
+    s = spec(width=1024, height=1024, seed=987654321, index=2)
+    cold = Renderer(cache_bytes=0, pieces_bytes=0).render(s)
+    warm = Renderer()
+    for seed in range(30):  # warms every background of the size
+        warm.render_b64_json(spec(width=1024, height=1024, seed=seed, index=2), cache=False)
+    assert base64.b64decode(warm.render_b64_json(s, cache=False)[1:-1]) == cold
+    assert warm.render(s) == cold
+
+
+def test_many_seeds_of_one_size_are_all_different_pictures() -> None:
+    """Seeds share background pixel data by design; the palette and printed seed still tell them apart."""
+    renderer = Renderer()
+    pictures = {
+        rgb(renderer.render(spec(width=512, height=512, seed=seed), cache=False)).tobytes() for seed in range(60)
+    }
+    assert len(pictures) == 60
+
+
+def test_the_seed_is_printed_in_the_label() -> None:
+    """Palette indices inside the label differ between two seeds: the digits are drawn, not just tinted."""
+    renderer = Renderer()
+    box = renderer.label_box(1024, 1024)
+    assert box is not None
+    a = decode(renderer.render(spec(width=1024, height=1024, seed=1111111111)))
+    b = decode(renderer.render(spec(width=1024, height=1024, seed=2222222222)))
+    assert a.mode == b.mode == "P"
+    assert a.crop(box).tobytes() != b.crop(box).tobytes()
+    light = sum(1 for v in a.convert("L").crop(box).tobytes() if v > 200)
+    assert light > 0.01 * (box[2] - box[0]) * (box[3] - box[1])
+
+
+def test_png_comment_names_the_request() -> None:
+    image = decode(Renderer().render(spec(width=640, height=480, seed=31337, index=3)))
+    comment = str(image.info["Comment"]).rstrip()
+    assert comment == (f"nanogpt-image-mock model={MODEL} size=640x480 seed=31337 index=3 prompt=a lighthouse at dusk")
+
+
+def test_without_a_pieces_cache_nothing_changes() -> None:
+    for fmt in OUTPUT_FORMATS:
+        s = spec(width=300, height=200, seed=5, output_format=fmt)
+        assert Renderer(pieces_bytes=0).render(s) == Renderer().render(s)
