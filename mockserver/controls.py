@@ -438,5 +438,6 @@ class Journal:
             e["delay_ms"] = round(e["delay_ms"], 3)
             e["duration_ms"] = round(e["duration_ms"], 3)
             e["cost"] = None if e["cost"] is None else float(e["cost"])
-            e["images"] = list(e["images"])
+            images = e["images"]
+            e["images"] = list(images() if callable(images) else images)
         return out[-limit:] if limit else out

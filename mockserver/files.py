@@ -7,7 +7,9 @@ depend on uploaded bytes: their URLs name a digest in this process's bounded sto
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from typing import Any, cast
 
 from .errors import MockError
@@ -48,7 +50,16 @@ class Files:
         self._stored.put(digest, image)
         return digest
 
-    def url(self, base_url: str, wanted: RenderSpec, stored: str | None = None) -> str:
+    def lazy_urls(self, base_url: str, wanted: tuple[RenderSpec, ...]) -> Callable[[], tuple[str, ...]]:
+        """URLs signed when called, with the expiry of now: the journal's links to b64 images cost
+        nothing unless the journal is read."""
+        expires = int(self._clock.now()) + self._url_ttl
+        return functools.partial(self._urls, base_url, wanted, expires)
+
+    def _urls(self, base_url: str, wanted: tuple[RenderSpec, ...], expires: int) -> tuple[str, ...]:
+        return tuple(self.url(base_url, w, expires=expires) for w in wanted)
+
+    def url(self, base_url: str, wanted: RenderSpec, stored: str | None = None, *, expires: int | None = None) -> str:
         """A signed, expiring URL of ``wanted`` (re-rendered on GET), or of a stored edit output."""
         fmt = wanted.output_format
         payload: dict[str, Any] = (
@@ -64,7 +75,8 @@ class Files:
                 "f": fmt,
             }
         )
-        expires = int(self._clock.now()) + self._url_ttl
+        if expires is None:
+            expires = int(self._clock.now()) + self._url_ttl
         base = (self._public_base_url or base_url).rstrip("/")
         return base + self._signer.sign(payload, "jpg" if fmt == "jpeg" else fmt, expires)
 

@@ -3,7 +3,7 @@ outcome and the rendered response."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class Outcome:
     charge: Charge | None = None
     model: str | None = None
     megapixels: float = 0.0  # of all images generated: drives the fault profile's latency
-    images: tuple[str, ...] = ()  # URLs of the images answered (journal, inspector)
+    images: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()  # URLs of the images answered (journal)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None, **extra: Any) -> MockResponse:

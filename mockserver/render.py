@@ -29,13 +29,15 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Final, Literal, cast, get_args
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, features
+
+from .lru import BytesLRU, CacheInfo, SizedLRU
 
 __all__ = [
     "MAX_DIMENSION",
@@ -136,17 +138,6 @@ class ImageInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class CacheInfo:
-    """Encoded-bytes cache statistics, for tests and debugging endpoints."""
-
-    entries: int
-    size_bytes: int
-    limit_bytes: int
-    hits: int
-    misses: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Layout:
     """Where the label goes; a pure function of the image size so tests can locate it.
 
@@ -163,88 +154,6 @@ class _Layout:
     border: int
     px: int
     info: int
-
-
-class _SizedLRU:
-    """LRU bounded by the total of the sizes its values are put with; safe to share across threads."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> object | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            self._items.move_to_end(key)
-            return item[0]
-
-    def put(self, key: Hashable, value: object, size: int) -> None:
-        if size > self._limit:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size -= old[1]
-            self._items[key] = (value, size)
-            self._size += size
-            while self._size > self._limit:
-                _, (_, evicted) = self._items.popitem(last=False)
-                self._size -= evicted
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._size = 0
-
-
-class _BytesLRU:
-    """LRU bounded by total value size; the lock makes it safe to share across a thread pool."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._size = 0
-        self._hits = 0
-        self._misses = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> bytes | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self._misses += 1
-                return None
-            self._items.move_to_end(key)
-            self._hits += 1
-            return value
-
-    def put(self, key: Hashable, value: bytes) -> None:
-        if len(value) > self._limit:
-            return  # would evict everything else and still not fit
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size -= len(old)
-            self._items[key] = value
-            self._size += len(value)
-            while self._size > self._limit:
-                _, evicted = self._items.popitem(last=False)
-                self._size -= len(evicted)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._size = 0
-            self._hits = 0
-            self._misses = 0
-
-    def info(self) -> CacheInfo:
-        with self._lock:
-            return CacheInfo(len(self._items), self._size, self._limit, self._hits, self._misses)
 
 
 def _digest(*parts: object) -> bytes:
@@ -579,8 +488,8 @@ class Renderer:
     def __init__(self, cache_bytes: int = 256 * 1024 * 1024, *, pieces_bytes: int = 32 * 1024 * 1024) -> None:
         if cache_bytes < 0 or pieces_bytes < 0:
             raise ValueError("cache sizes must be >= 0")
-        self._cache = _BytesLRU(cache_bytes)
-        self._pieces = _SizedLRU(pieces_bytes)
+        self._cache = BytesLRU(cache_bytes)
+        self._pieces: SizedLRU[object] = SizedLRU(pieces_bytes)
         self._text_lock = threading.Lock()  # fonts, line images, layouts (FreeType is not thread-safe)
         self._fonts: dict[int, ImageFont.FreeTypeFont] = {}
         self._lines: OrderedDict[tuple[str, int, int], Image.Image | None] = OrderedDict()
@@ -902,7 +811,7 @@ class Renderer:
         card = _CardPieces(
             layout, header, comment, before, after, base, adler_before, adler_after, sum(p.length for p in after)
         )
-        self._pieces.put(key, card, 256 + len(header))  # the pieces themselves are accounted for separately
+        self._pieces.put_sized(key, card, 256 + len(header))  # the pieces themselves are accounted for separately
         return card
 
     def _info_fast(
@@ -925,7 +834,7 @@ class Renderer:
             fast = self._make_info_fast(layout, base, spec)
             if fast is None:
                 return None
-            self._pieces.put(key, fast, fast.size)
+            self._pieces.put_sized(key, fast, fast.size)
         parts = [fast.top] if fast.top else []
         if fast.top_length:
             adler = _adler32_combine(adler, fast.top_adler, fast.top_length)
@@ -983,7 +892,7 @@ class Renderer:
         if piece is None:
             rows = _background(width, height, bg)[top:bottom]
             piece = _idat_piece(*self._deflate_rows(rows))
-            self._pieces.put(key, piece, piece.size)
+            self._pieces.put_sized(key, piece, piece.size)
         return piece
 
     def _label_pieces(self, model: str, prompt: str, layout: _Layout) -> tuple[_Piece, _Piece]:
@@ -996,8 +905,8 @@ class Renderer:
             head_rows, _, tail_rows = self._label_bands(model, prompt, layout)
             head = _idat_piece(*self._deflate_rows(head_rows))
             tail = _idat_piece(*self._deflate_rows(tail_rows))
-            self._pieces.put(head_key, head, head.size)
-            self._pieces.put(tail_key, tail, tail.size)
+            self._pieces.put_sized(head_key, head, head.size)
+            self._pieces.put_sized(tail_key, tail, tail.size)
         return head, tail
 
     def _info_base(self, model: str, layout: _Layout) -> list[bytes]:
@@ -1010,7 +919,7 @@ class Renderer:
         if base is None:
             unique: dict[bytes, bytes] = {}
             base = [unique.setdefault(row, row) for row in self._label_bands(model, "", layout)[1]]
-            self._pieces.put(key, base, sum(map(len, unique)) + 8 * len(base) + 64)
+            self._pieces.put_sized(key, base, sum(map(len, unique)) + 8 * len(base) + 64)
         return base
 
     def _zero_run(self, width: int, log2: int) -> tuple[bytes, int, int]:

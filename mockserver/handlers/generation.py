@@ -94,8 +94,9 @@ def generate(
     cost = model.price(width, height, tier) * count
     if call.key is None:  # authentication let an x402 quote request through
         raise x402_quote(call, cost)
-    seed = body.get("seed")
-    seed = int(seed) % 2**32 if isinstance(seed, int) and model.seed else secrets.randbelow(2**32)
+    asked_seed = body.get("seed")
+    seeded = isinstance(asked_seed, int) and model.seed  # only a seeded image can be asked for again
+    seed = asked_seed % 2**32 if isinstance(asked_seed, int) and seeded else secrets.randbelow(2**32)
     directives = call.directives
     want_url = body.get("response_format") == "url" and not directives.presign_failure
     label = prompt_label(str(body.get("prompt", "")))
@@ -104,6 +105,7 @@ def generate(
     with call.charge(cost) as charge:
         data: list[dict[str, Any]] = []
         urls: list[str] = []
+        shown: list[RenderSpec] = []  # b64 images the journal links to, signed only if someone reads it
         for index in range(count):
             wanted = RenderSpec(model.id, label, width, height, seed, index, fmt)
             if sources:
@@ -113,6 +115,7 @@ def generate(
                         sources[index % len(sources)].data,
                         None if mask is None else mask.data,
                         keep_source_size=keep_source_size,
+                        cache=seeded,
                     )
                 except InvalidImage as exc:
                     raise MockError(
@@ -126,8 +129,8 @@ def generate(
                 urls.append(files.url(base_url, wanted))
             else:
                 # already-encoded JSON: orjson copies it as is instead of scanning 16+ KB of text
-                data.append({"b64_json": orjson.Fragment(renderer.render_b64_json(wanted))})
-                urls.append(files.url(base_url, wanted))  # the journal's view of the same image
+                data.append({"b64_json": orjson.Fragment(renderer.render_b64_json(wanted, cache=seeded))})
+                shown.append(wanted)
         payload = {
             "created": int(services.clock.now()),
             "data": [{"url": u} for u in urls] if want_url else data,
@@ -141,7 +144,7 @@ def generate(
         charge=charge,
         model=model.id,
         megapixels=width * height * count / 1e6,
-        images=tuple(urls),
+        images=tuple(urls) if not shown else files.lazy_urls(base_url, tuple(shown)),
     )
 
 
