@@ -6,19 +6,18 @@ against the mock and against the live API, and a request can be priced before it
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .target import Target
+from mockserver.catalog import parse_size
 
-_WXH = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+from .target import Target
 
 
 def parse_wxh(text: Any) -> tuple[int, int] | None:
-    found = _WXH.match(str(text)) if text is not None else None
-    return (int(found[1]), int(found[2])) if found else None
+    """``WxH`` as pixels, for any JSON value a catalog or request may hold (the mock's own parser)."""
+    return parse_size(str(text)) if text is not None else None
 
 
 @dataclass

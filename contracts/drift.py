@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mockserver.spec import SpecError, resolve
+
 from .model import Finding
 
 BASELINE_FORMAT = "nanogpt-contract-baseline/1"
@@ -181,13 +183,12 @@ def write_baseline(path: Path, findings: list[Finding]) -> None:
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
-def _resolve(doc: dict[str, Any], node: Any, depth: int = 0) -> Any:
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/") and depth < 32:
-        target: Any = doc
-        for part in node["$ref"][2:].split("/"):
-            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        node, depth = target, depth + 1
-    return node
+def _resolve(doc: dict[str, Any], node: Any) -> Any:
+    """``mockserver.spec.resolve``, tolerant: a vendor document's broken or remote ``$ref`` reads as empty."""
+    try:
+        return resolve(doc, node)
+    except SpecError:
+        return {}
 
 
 def _full_paths(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

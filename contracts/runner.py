@@ -7,7 +7,6 @@ it taught about the target's shapes is kept for snapshots.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from mockserver.spec import Spec, load_spec
+from mockserver.spec import Spec, load_spec, without_mock_only
 
 from . import checks as domain
 from .budget import GENERATING, Budget, BudgetExhausted, estimate_usd
@@ -74,15 +73,7 @@ class RunOptions:
 
 def schemathesis_schema(spec: Spec) -> Any:
     """The spec as schemathesis sees it: mock-only parameters (``x-mock-only``) removed."""
-    document = copy.deepcopy(dict(spec.document))
-    parameters = document.get("components", {}).get("parameters", {})
-    mock_only = {f"#/components/parameters/{k}" for k, v in parameters.items() if v.get("x-mock-only")}
-    for item in document.get("paths", {}).values():
-        for node in [item, *[v for v in item.values() if isinstance(v, dict)]]:
-            if isinstance(node.get("parameters"), list):
-                node["parameters"] = [
-                    p for p in node["parameters"] if p.get("$ref") not in mock_only and not p.get("x-mock-only")
-                ]
+    document = without_mock_only(spec.document)
     config = SchemathesisConfig.from_dict(
         {"checks": {"positive_data_acceptance": {"expected-statuses": CATALOG_DEPENDENT_STATUSES}}}
     )
