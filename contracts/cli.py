@@ -1,5 +1,6 @@
 """``nanogpt-contract``: run / record / diff / vendor-diff.
 
+Results and progress go to stdout, diagnostics (bad input, unreachable target) to stderr as one line.
 Exit codes: 0 everything that was checked conforms (and no unaccepted drift); 1 failures or
 unaccepted drift; 2 usage or target errors (no key, unreadable file); 3 the run stopped early
 (budget or request cap) without a failure in what ran.
@@ -180,10 +181,9 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
     if result.dry_run and not args.quiet:
         for planned in result.plan:
             print(
-                f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}",
-                file=sys.stderr,
+                f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}"
             )
-    print(summary_line(result), file=sys.stderr)
+    print(summary_line(result), flush=True)  # results on stdout (| tee), diagnostics on stderr
     return _exit(result)
 
 

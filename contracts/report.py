@@ -18,7 +18,7 @@ _MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERR "}
 
 def progress_printer(stream: IO[str] | None = None) -> Any:
     """A callback for ``RunOptions.progress``: one line per finished case, as it finishes."""
-    out = stream or sys.stderr
+    out = stream or sys.stdout  # progress is output (``| tee run.log``); diagnostics stay on stderr
 
     def show(case: CaseResult) -> None:
         extra = f" ({case.note})" if case.note else ""
@@ -59,6 +59,8 @@ def summary_line(result: RunResult) -> str:
     )
     if result.budget_usd is not None:
         text += f" of ${result.budget_usd:.2f}"
+    if result.target.get("auth_policy") == "any_key" and result.target.get("mock"):
+        text += "; the target accepts any key, so invalid-key probes were not provokable"
     if result.drift:
         text += f"; drift: {len(result.drift)} ({len(result.unaccepted_drift)} not accepted)"
     if result.stopped:

@@ -36,6 +36,9 @@ class Target:
     kind: str  # "mock" (the embedded default) | "url"
     key_env: str = DEFAULT_KEY_ENV
     mock_controls: bool = False  # honours the mock's Prefer header / admin API (bundled or a nanogpt-mock)
+    # which keys the target accepts: "enforced" (the live API, a keyed mock, anything that does not say
+    # otherwise) or "any_key" (a nanogpt-mock whose admin API says so): no key can be invalid there
+    auth_policy: str = "enforced"
     timeout_s: float = 120.0
     max_retries_429: int = 3
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
@@ -55,7 +58,18 @@ class Target:
 
     def describe(self) -> dict[str, Any]:
         """What reports may say about the target (never the key)."""
-        return {"kind": self.kind, "base_url": self.base_url, "key_env": self.key_env, "mock": self.mock_controls}
+        return {
+            "kind": self.kind,
+            "base_url": self.base_url,
+            "key_env": self.key_env,
+            "mock": self.mock_controls,
+            "auth_policy": self.auth_policy,
+        }
+
+    @property
+    def accepts_any_key(self) -> bool:
+        """Invalid-key probes cannot be provoked here (only a mock's own admin API can say so)."""
+        return self.mock_controls and self.auth_policy == "any_key"
 
     def auth_headers(self, scheme: str = "bearer") -> dict[str, str]:
         if scheme == "x-api-key":
@@ -110,12 +124,28 @@ def key_from_env(key_env: str) -> str:
 
 
 def probe_mock_controls(client: httpx.Client, base_url: str) -> bool:
-    """Whether the target is a nanogpt-mock (its admin clock answers); harmless on the live API."""
+    """Whether the target is a nanogpt-mock (its admin clock answers); harmless on the live API.
+
+    An unreachable target raises ``TargetError`` (one line for the CLI, not a traceback).
+    """
     try:
         response = client.get(base_url.rstrip("/") + "/_mock/clock", timeout=5.0)
+    except httpx.TransportError as exc:
+        raise TargetError(f"cannot reach {base_url}: {type(exc).__name__}: {exc}") from None
+    try:
         return response.status_code == 200 and "now" in response.json()
-    except (httpx.HTTPError, ValueError):
+    except ValueError:
         return False
+
+
+def probe_auth_policy(client: httpx.Client, base_url: str) -> str:
+    """A nanogpt-mock's key policy from ``GET /_mock/config``; "enforced" whenever it does not say "any_key"."""
+    try:
+        response = client.get(base_url.rstrip("/") + "/_mock/config", timeout=5.0)
+        policy = response.json().get("auth_policy") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        policy = None
+    return "any_key" if policy == "any_key" else "enforced"
 
 
 @contextmanager
@@ -135,7 +165,13 @@ def open_target(
     if base_url is not None:
         key = key_from_env(key_env)
         target = Target(base_url, key, "url", key_env, timeout_s=timeout_s)
-        target.mock_controls = probe_mock_controls(target.client, base_url)
+        try:
+            target.mock_controls = probe_mock_controls(target.client, base_url)
+            if target.mock_controls:
+                target.auth_policy = probe_auth_policy(target.client, base_url)
+        except TargetError:
+            target.close()
+            raise
         try:
             yield target
         finally:

@@ -64,6 +64,7 @@ class AdminApi:
             "adminJournalClear": self._journal_clear,
             "adminBalanceGet": self._balance_get,
             "adminBalanceSet": self._balance_set,
+            "adminConfigGet": self._config_get,
             "adminClockGet": self._clock_get,
             "adminClockSet": self._clock_set,
             "adminFaultsGet": self._faults_get,
@@ -148,6 +149,10 @@ class AdminApi:
     def _balance_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
         balance = self.state.ledger.set_balance(params["key"], str(args["balance"]))
         return {"key_id": key_id(params["key"]), "balance": float(balance)}
+
+    def _config_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
+        """What a client needs to read this mock's answers right (contract runs: which keys can be invalid)."""
+        return {"auth_policy": "listed_keys" if self.engine.config.api_keys else "any_key"}
 
     def _clock_view(self) -> dict[str, Any]:
         clock = self.state.clock

@@ -201,16 +201,16 @@ def test_cli_run_writes_junit_markdown_and_json(tmp_path: Path, capsys: pytest.C
     assert "✅ conforms" in (tmp_path / "m.md").read_text()
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["ok"] is True and data["summary"]["failed"] == 0
-    assert "PASS [negative]" in capsys.readouterr().err  # live progress
+    assert "PASS [negative]" in capsys.readouterr().out  # live progress, on stdout
 
 
 def test_cli_dry_run_prints_the_plan_not_verdicts(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["run", "--dry-run", "--examples", "2", "--domain-examples", "2"])
     assert code == 0
-    err = capsys.readouterr().err
-    assert "PLAN [domain] openaiGenerateImage ~$" in err
-    assert "PASS" not in err and "FAIL" not in err
-    assert "nothing was sent" in err.splitlines()[-1]
+    out = capsys.readouterr().out
+    assert "PLAN [domain] openaiGenerateImage ~$" in out
+    assert "PASS" not in out and "FAIL" not in out
+    assert "nothing was sent" in out.splitlines()[-1]
 
 
 def test_cli_record_then_diff_with_a_baseline(tmp_path: Path) -> None:
