@@ -180,9 +180,7 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
     _write_outputs(args, result, title[args.command])
     if result.dry_run and not args.quiet:
         for planned in result.plan:
-            print(
-                f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}"
-            )
+            print(f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}")
     print(summary_line(result), flush=True)  # results on stdout (| tee), diagnostics on stderr
     return _exit(result)
 
