@@ -155,12 +155,22 @@ class TargetCatalog:
 
 def fetch_catalog(target: Target) -> TargetCatalog:
     """Read the three public catalogs anonymously (free, no key sent)."""
-    raw: dict[str, Any] = {"models": None, "endpoints": {}, "legacy": None}
     response = target.request("GET", "/api/v1/images/models")
     body = response.json() if response.status_code == 200 else {}
-    raw["models"] = body
-    models: dict[str, ModelInfo] = {}
+    endpoints: dict[str, Any] = {}
     for item in body.get("data") or []:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            reply = target.request("GET", f"/api/v1/images/models/{quote(item['id'], safe='/')}/endpoints")
+            endpoints[item["id"]] = reply.json() if reply.status_code == 200 else {}
+    legacy = target.request("GET", "/api/v1/image-models", params={"detailed": "true"})
+    return catalog_from_bodies(body, endpoints, legacy.json() if legacy.status_code == 200 else {})
+
+
+def catalog_from_bodies(models_body: Any, endpoints: dict[str, Any], legacy_body: Any) -> TargetCatalog:
+    """The catalog from the three bodies as published (fetched by a run, or seen passing a proxy)."""
+    raw: dict[str, Any] = {"models": models_body, "endpoints": dict(endpoints), "legacy": legacy_body}
+    models: dict[str, ModelInfo] = {}
+    for item in (models_body.get("data") if isinstance(models_body, dict) else None) or []:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
         params = item.get("supported_parameters")
@@ -168,15 +178,11 @@ def fetch_catalog(target: Target) -> TargetCatalog:
             item["id"], dict(params) if isinstance(params, dict) else {}, dict(item.get("capabilities") or {})
         )
     for model_id, info in models.items():
-        endpoints = target.request("GET", f"/api/v1/images/models/{quote(model_id, safe='/')}/endpoints")
-        data = endpoints.json() if endpoints.status_code == 200 else {}
-        raw["endpoints"][model_id] = data
-        for endpoint in data.get("endpoints") or []:
-            info.pricing.extend(r for r in endpoint.get("pricing") or [] if isinstance(r, dict))
-    legacy = target.request("GET", "/api/v1/image-models", params={"detailed": "true"})
-    legacy_body = legacy.json() if legacy.status_code == 200 else {}
-    raw["legacy"] = legacy_body
-    for item in legacy_body.get("data") or []:
+        data = endpoints.get(model_id)
+        for endpoint in (data.get("endpoints") if isinstance(data, dict) else None) or []:
+            if isinstance(endpoint, dict):
+                info.pricing.extend(r for r in endpoint.get("pricing") or [] if isinstance(r, dict))
+    for item in (legacy_body.get("data") if isinstance(legacy_body, dict) else None) or []:
         if isinstance(item, dict) and item.get("id") in models:
             per_image = (item.get("pricing") or {}).get("per_image")
             if isinstance(per_image, dict):

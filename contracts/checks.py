@@ -42,6 +42,7 @@ class CheckEnvironment:
     spec: Spec
     catalog: TargetCatalog | None = None
     client: httpx.Client | None = None
+    fetch_urls: bool = True  # False in the proxy, which never sends a request of its own
     findings: list[Finding] = field(default_factory=list)
     balances: dict[str, float] = field(default_factory=dict)
     seeded: dict[str, list[str]] = field(default_factory=dict)
@@ -271,7 +272,7 @@ def _images_of(
             problems.append(Finding("image_decodes", "b64_json is not valid base64", **where))
             return None
     url = item.get("url")
-    if not isinstance(url, str):
+    if not isinstance(url, str) or not env.fetch_urls:
         return None
     client = env.client or httpx.Client(timeout=60.0)
     try:
@@ -436,7 +437,8 @@ def nanogpt_billing(ctx: Any, response: Any, case: Any) -> bool | None:
             )
         request = request_body(case)
         model_id = request_model(op_id, request)
-        if env.catalog is not None and env.catalog.get(model_id) is not None:
+        priced = env.catalog.get(model_id) if env.catalog is not None else None
+        if env.catalog is not None and priced is not None and priced.unit_prices():
             ceiling = env.catalog.estimate(model_id, request_resolution(op_id, request), request_count(op_id, request))
             if float(cost) > ceiling + 1e-6:
                 problems.append(

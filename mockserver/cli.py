@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from . import replay
 from .admin import fault_profile_problems
 from .controls import FaultProfile
 from .spec import load_yaml
@@ -176,10 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help=f"uvicorn and mock log level [env {ENV_PREFIX}LOG_LEVEL, default info]",
     )
+    replay.add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and (command := _command(argv[0])) is not None:  # e.g. `nanogpt-mock proxy`
+        return int(command(argv[1:]))
     args = build_parser().parse_args(argv)
     import uvicorn
 
@@ -200,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_token=args.admin_token,
         **overrides,
     )
-    app = create_app(config)
+    app = replay.wrap(create_app(config), args)
     print(
         f"nanogpt-mock: serving the NanoGPT image API on http://{args.host}:{args.port} "
         f"(OpenAI SDK base_url: http://{args.host}:{args.port}/api/v1)",
@@ -211,3 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     access_log = args.log_level in ("info", "debug", "trace")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log)
     return 0
+
+
+def _command(name: str) -> Any:
+    """A subcommand another installed package registers (``nanogpt_mock.commands`` entry points).
+
+    ``proxy`` comes from ``contracts.proxy``: resolved by name at run time, so mockserver imports nothing of it.
+    """
+    from importlib.metadata import entry_points
+
+    found = [e for e in entry_points(group="nanogpt_mock.commands") if e.name == name]
+    return found[0].load() if found else None
