@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--snapshot", type=Path, required=True, help="snapshot written by `record`")
     diff.add_argument("--baseline", type=Path, help="accepted drift (JSON); only other drift fails the run")
     diff.add_argument("--update-baseline", action="store_true", help="accept all current drift into --baseline")
+    diff.add_argument(
+        "--recording",
+        type=Path,
+        metavar="DIR",
+        help="compare the exchanges `nanogpt-mock proxy --record DIR` stored instead of running (nothing is sent)",
+    )
     vendor = sub.add_parser("vendor-diff", help="compare the vendor's published openapi.json with our spec")
     vendor.add_argument("--vendor", required=True, help="path or URL of the vendor's OpenAPI document")
     vendor.add_argument("--spec", type=Path, help="our spec (default: the bundled one)")
@@ -154,7 +160,10 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
     try:
         if args.command == "vendor-diff":
             return _vendor_diff(args)
-        result, snapshot = execute(args, app)
+        if getattr(args, "recording", None) is not None:
+            result, snapshot = _from_recording(args)
+        else:
+            result, snapshot = execute(args, app)
     except TargetError as exc:
         print(f"nanogpt-contract: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -171,7 +180,13 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"nanogpt-contract: cannot read snapshot {args.snapshot}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        result.drift = diff_snapshots(stored, snapshot)
+        if getattr(args, "recording", None) is not None:
+            from .snapshot import recording_view
+
+            stored, seen = recording_view(stored, snapshot)
+            result.drift = [f for f in diff_snapshots(stored, seen) if f.check != "field_removed"]
+        else:
+            result.drift = diff_snapshots(stored, snapshot)
         if args.baseline and args.update_baseline:
             write_baseline(args.baseline, result.drift)
         if args.baseline and args.baseline.exists():
@@ -183,6 +198,18 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
             print(f"PLAN [{planned.phase}] {planned.operation_id} ~${planned.estimate_usd:.4f}: {planned.summary}")
     print(summary_line(result), flush=True)  # results on stdout (| tee), diagnostics on stderr
     return _exit(result)
+
+
+def _from_recording(args: argparse.Namespace) -> tuple[RunResult, dict[str, Any] | None]:
+    """``diff --recording DIR``: the snapshot of recorded traffic, no run (nothing is sent)."""
+    from mockserver.spec import load_spec
+
+    from .snapshot import snapshot_from_recording
+
+    if not args.recording.is_dir():
+        raise TargetError(f"--recording {args.recording}: not a directory")
+    snapshot = snapshot_from_recording(args.recording, load_spec(args.spec))
+    return RunResult({"kind": "recording", "base_url": str(args.recording), "mock": False}), snapshot
 
 
 def _vendor_diff(args: argparse.Namespace) -> int:

@@ -8,9 +8,12 @@ drift detection compares; images appear only as hash + format + size.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mockserver.spec import Spec
@@ -135,3 +138,82 @@ def build_snapshot(
         "images": [{"operation_id": o, "format": f, "width": w, "height": h} for o, f, w, h in seen],
         "image_hashes": sorted({i["sha256"] for i in images})[:200],
     }
+
+
+def snapshot_from_recording(directory: Path, spec: Spec) -> dict[str, Any]:
+    """A snapshot built from the exchanges ``nanogpt-mock proxy --record`` stored (no request sent).
+
+    It holds only what the recorded traffic showed; ``recording_view`` narrows a full snapshot to
+    the same ground before the two are diffed.
+    """
+    from mockserver.replay import RECORDING_FORMAT, body_bytes
+    from mockserver.routing import RouteMatch, Router
+
+    from .catalog import catalog_from_bodies
+    from .checks import ImageFacts, identify_code, image_facts, raw_code
+
+    router = Router(spec.operations)
+    shapes = ShapeBook(spec)
+    bodies: dict[str, Any] = {"models": None, "endpoints": {}, "legacy": None}
+    images: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*.json")):
+        entry = json.loads(path.read_text())
+        if not isinstance(entry, dict) or entry.get("format") != RECORDING_FORMAT:
+            continue
+        request, response = entry["request"], entry["response"]
+        match = router.route(request["method"], request["path"])
+        if not isinstance(match, RouteMatch):
+            continue
+        op, status = match.operation, int(response["status"])
+        try:
+            body = json.loads(body_bytes(response["body"]))
+        except ValueError:
+            continue
+        code = (identify_code(op, status, body) or raw_code(body)) if status >= 400 else None
+        shapes.observe(op.operation_id, status, code, body)
+        if status == 200 and op.operation_id == "imagesListModels":
+            bodies["models"] = body
+        elif status == 200 and op.operation_id == "imagesListModelEndpoints":
+            bodies["endpoints"][match.params.get("modelId", "")] = body  # prices known for these models only
+        elif status == 200 and op.operation_id == "legacyListImageModels" and "detailed=true" in request["query"]:
+            bodies["legacy"] = body
+        for item in body.get("data") or [] if isinstance(body, dict) and status < 300 else []:
+            if isinstance(item, dict) and isinstance(item.get("b64_json"), str) and entry.get("images") == "keep":
+                try:
+                    facts: ImageFacts = image_facts(base64.b64decode(item["b64_json"]))
+                except (ValueError, OSError):
+                    continue
+                images.append({"operation_id": op.operation_id, **facts.to_dict()})
+    catalog = catalog_from_bodies(bodies["models"], bodies["endpoints"], bodies["legacy"]) if bodies["models"] else None
+    if catalog is not None:  # without its /endpoints a model's prices would be read from another table
+        catalog.models = {k: v for k, v in catalog.models.items() if k in bodies["endpoints"]}
+    return build_snapshot({"kind": "recording", "base_url": str(directory), "mock": False}, catalog, shapes, images)
+
+
+def recording_view(snapshot: dict[str, Any], recorded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both snapshots narrowed to the ground they share: what the traffic did not show is not drift.
+
+    Responses and images are compared for the (operation, status[, code]) both saw, error codes for
+    the operations both saw, catalog facts for the models whose ``/endpoints`` the traffic read.
+    A recording is partial evidence of each shape, so callers ignore ``field_removed`` from it.
+    """
+    shared = set(snapshot.get("responses", {})) & set(recorded.get("responses", {}))
+    ops = {key.split()[0] for key in shared}
+    models = set(recorded.get("catalog", {}).get("models", {})) & set(snapshot.get("catalog", {}).get("models", {}))
+
+    def narrow(doc: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **doc,
+            "responses": {k: v for k, v in doc.get("responses", {}).items() if k in shared},
+            "errors": {op: codes for op, codes in doc.get("errors", {}).items() if op in ops},
+            "catalog": {"models": {m: v for m, v in doc.get("catalog", {}).get("models", {}).items() if m in models}},
+            "images": [i for i in doc.get("images", []) if i["operation_id"] in ops],
+        }
+
+    narrowed_snapshot, narrowed_recording = narrow(snapshot), narrow(recorded)
+    recorded_errors = recorded.get("errors", {})
+    narrowed_snapshot["errors"] = {
+        op: {c: s for c, s in codes.items() if c in recorded_errors.get(op, {})}
+        for op, codes in narrowed_snapshot["errors"].items()
+    }
+    return narrowed_snapshot, narrowed_recording

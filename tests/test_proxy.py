@@ -223,3 +223,26 @@ def test_the_proxy_command_is_reached_through_nanogpt_mock(tmp_path: Path) -> No
     assert run.stderr.strip().splitlines() == ["nanogpt-mock proxy: --upstream 'ftp://x' is not an http(s) base URL"]
     run = subprocess.run([sys.executable, "-m", "mockserver", "proxy"], capture_output=True, text=True)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "--upstream" in run.stderr
+
+
+def test_contract_diff_compares_a_recording_with_a_snapshot(
+    faithful_run: tuple[ProxyApp, list[httpx.Response], Path], tmp_path: Path
+) -> None:
+    from contracts import cli
+    from tests.contracts_support.runs import run_app
+
+    _, _, directory = faithful_run
+    snap = tmp_path / "snap.json"
+    _result, snapshot = run_app(create_app(api_keys=frozenset({"sk-nanogpt-contract-mock"})))
+    snap.write_text(json.dumps(snapshot))
+    report = tmp_path / "drift.json"
+    args = ["diff", "--recording", str(directory), "--snapshot", str(snap), "-q", "--json", str(report)]
+    assert cli.main(args) == cli.EXIT_OK, json.loads(report.read_text())["drift"]
+    # a recording of a drifted upstream shows up as drift against the same snapshot
+    drifted_dir = tmp_path / "drifted"
+    renamed = _rekeyed(next(v for v in VARIANTS if v.name == "field renamed (drift: added)").build())
+    _through_proxy(renamed, recorder=Recorder(drifted_dir))
+    args = ["diff", "--recording", str(drifted_dir), "--snapshot", str(snap), "-q", "--json", str(report)]
+    assert cli.main(args) == cli.EXIT_FAILED
+    drift = {(d["check"], d.get("path")) for d in json.loads(report.read_text())["drift"]}
+    assert ("field_added", "$.remaining_balance") in drift  # (absence is not evidence in partial traffic)
