@@ -31,6 +31,8 @@ def fault_profile_problems(raw: Any) -> list[str]:
 class _Settings(Protocol):
     @property
     def admin_token(self) -> str | None: ...
+    @property
+    def api_keys(self) -> frozenset[str]: ...
 
 
 class AdminState(Protocol):
@@ -152,7 +154,7 @@ class AdminApi:
 
     def _config_get(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
         """What a client needs to read this mock's answers right (contract runs: which keys can be invalid)."""
-        return {"auth_policy": "listed_keys" if self.engine.config.api_keys else "any_key"}
+        return {"auth_policy": "listed_keys" if self.state.config.api_keys else "any_key"}
 
     def _clock_view(self) -> dict[str, Any]:
         clock = self.state.clock
