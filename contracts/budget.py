@@ -60,6 +60,8 @@ def request_resolution(operation_id: str, body: Any) -> Any:
             return body[name]
     if "width" in body or "height" in body:
         return f"{body.get('width', 1024)}x{body.get('height', 1024)}"
+    if body.get("aspect_ratio") is not None:
+        return f"aspect:{body['aspect_ratio']}"  # the pixel size is the model's mapping: priced at its highest
     return None
 
 
@@ -70,6 +72,63 @@ def estimate_usd(catalog: TargetCatalog | None, operation_id: str, body: Any) ->
     return catalog.estimate(
         request_model(operation_id, body), request_resolution(operation_id, body), request_count(operation_id, body)
     )
+
+
+IMAGE_INPUT_FIELDS = ("input_references", "imageDataUrl", "imageDataUrls", "image", "image[]")
+
+
+def refused_by_catalog(catalog: TargetCatalog, operation_id: str, body: Any) -> bool:
+    """Whether the target's catalog says this request will be refused (and so cost nothing).
+
+    Used for the dry run's expected spend; reservations before sending stay at the upper bound.
+    """
+    if operation_id not in GENERATING or not isinstance(body, dict):
+        return False
+    model = catalog.get(request_model(operation_id, body))
+    if model is None or not model.unit_prices():
+        return True
+    count = request_count(operation_id, body)
+    if not model.fixed_image_count and count > model.n_max:
+        return True
+    for name in ("n", "nImages"):
+        if name in body and not (isinstance(body[name], int) and not isinstance(body[name], bool) and body[name] >= 1):
+            return True
+    resolution = body.get("resolution") if operation_id == "imagesGenerate" else body.get("size")
+    listed = isinstance(resolution, str) and resolution in model.resolutions
+    if isinstance(resolution, str) and resolution != "auto" and model.resolutions and not listed:
+        return True
+    published = {
+        "output_format": model.enum("output_format"),
+        "quality": model.qualities,
+        "aspect_ratio": model.aspect_ratios,
+    }
+    for name, values in published.items():
+        if name in body and (not values or str(body[name]) not in values):
+            return name != "output_format" or body[name] not in ("png", None) or bool(values)
+    if model.max_input_images == 0 and any(body.get(k) for k in IMAGE_INPUT_FIELDS):
+        return True
+    if operation_id.startswith("openaiEdit") and not any(_image_like(body.get(k)) for k in IMAGE_INPUT_FIELDS):
+        return True  # an edit needs one decodable input image
+    return not isinstance(body.get("prompt"), str) or not body["prompt"]
+
+
+def _image_like(value: Any) -> bool:
+    items = value if isinstance(value, list) else [value]
+    magic = (b"\x89PNG", b"\xff\xd8", b"RIFF", b"GIF8")
+    for item in items:
+        if isinstance(item, bytes) and item.startswith(magic):
+            return True
+        if isinstance(item, str) and (item.startswith(("http://", "https://")) or item.startswith("data:image/")):
+            head = item.split(",", 1)[-1][:16]
+            return item.startswith("http") or any(head.startswith(m) for m in ("iVBOR", "/9j/", "UklG", "R0lG"))
+    return False
+
+
+def expected_usd(catalog: TargetCatalog | None, operation_id: str, body: Any) -> float:
+    """What a request is expected to cost: its price, or 0 when the catalog says it will be refused."""
+    if catalog is None or refused_by_catalog(catalog, operation_id, body):
+        return 0.0
+    return estimate_usd(catalog, operation_id, body)
 
 
 @dataclass

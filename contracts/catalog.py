@@ -110,12 +110,29 @@ class ModelInfo:
             return 0.0
         if resolution is not None and str(resolution) in prices:
             return prices[str(resolution)]
+        if resolution is not None and str(resolution).startswith("aspect:"):
+            mapped = self.size_for_ratio(str(resolution)[7:])
+            if mapped in prices:
+                return prices[str(mapped)]
         if resolution is None or resolution == "auto":
             default = self.default_resolution
             if default in prices:
                 return prices[str(default)]
             return next(iter(prices.values()))
         return max(prices.values())
+
+    def size_for_ratio(self, ratio: str) -> str | None:
+        """The first published WxH size with this aspect ratio (how a model maps ``aspect_ratio``)."""
+        w, _, h = ratio.partition(":")
+        try:
+            wanted = float(w) / float(h)
+        except (ValueError, ZeroDivisionError):
+            return None
+        for size in self.wxh_sizes:
+            pixels = parse_wxh(size)
+            if pixels and abs(pixels[0] / pixels[1] - wanted) < 0.03:
+                return size
+        return None
 
     @property
     def cheapest_price(self) -> float:

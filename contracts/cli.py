@@ -57,7 +57,9 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
         "GETs needed to price it",
     )
     run = parser.add_argument_group("what to run")
-    run.add_argument("--phases", default="schema,domain,negative", help="comma-separated: schema,domain,negative")
+    run.add_argument(
+        "--phases", default="coverage,schema,domain,negative", help="comma-separated: coverage,schema,domain,negative"
+    )
     run.add_argument("--operations", help="comma-separated operationIds (default: all)")
     run.add_argument("--examples", type=int, default=12, help="schemathesis examples per operation and mode")
     run.add_argument("--domain-examples", type=int, default=6, help="catalog-driven examples per operation")

@@ -73,7 +73,8 @@ class PlannedRequest:
     phase: str
     operation_id: str
     summary: str
-    estimate_usd: float
+    estimate_usd: float  # expected spend: the price, or 0 when the target's catalog says it will be refused
+    ceiling_usd: float = 0.0  # what the budget reserves before sending (the upper bound)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class RunResult:
     plan: list[PlannedRequest] = field(default_factory=list)
     drift: list[Finding] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)  # drift keys accepted by the baseline
+    coverage: dict[str, Any] | None = None  # {covered, total, uncovered: [{facet, reason}]} (contracts.coverage)
 
     @property
     def findings(self) -> list[Finding]:
@@ -131,6 +133,8 @@ class RunResult:
             },
             "cases": [c.to_dict() for c in self.cases],
             "drift": [dict(f.to_dict(), accepted=f.key in set(self.accepted)) for f in self.drift],
+            "coverage": self.coverage,
             "plan": [asdict(p) for p in self.plan],
             "estimated_usd": round(sum(p.estimate_usd for p in self.plan), 6),
+            "reserved_usd": round(sum(p.ceiling_usd for p in self.plan), 6),
         }

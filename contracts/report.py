@@ -47,7 +47,11 @@ def describe(finding: Finding) -> str:
 def summary_line(result: RunResult) -> str:
     if result.dry_run:
         total = sum(p.estimate_usd for p in result.plan)
-        text = f"DRY RUN: {len(result.plan)} requests planned, estimated ${total:.4f}; nothing was sent"
+        ceiling = sum(p.ceiling_usd for p in result.plan)
+        text = (
+            f"DRY RUN: {len(result.plan)} requests planned, estimated ${total:.4f} "
+            f"(at most ${ceiling:.4f}); nothing was sent"
+        )
         if result.budget_usd is not None:
             text += f" (budget ${result.budget_usd:.2f})"
         return text + (f"\nTHE RUN WOULD STOP EARLY: {result.stopped}" if result.stopped else "")
@@ -59,6 +63,8 @@ def summary_line(result: RunResult) -> str:
     )
     if result.budget_usd is not None:
         text += f" of ${result.budget_usd:.2f}"
+    if result.coverage is not None:
+        text += f"; covered {result.coverage['covered']} of {result.coverage['total']} facets"
     if result.target.get("auth_policy") == "any_key" and result.target.get("mock"):
         text += "; the target accepts any key, so invalid-key probes were not provokable"
     if result.drift:
@@ -135,6 +141,12 @@ def to_markdown(result: RunResult, title: str = "NanoGPT contract run") -> str:
     lines.append("")
     if result.stopped:
         lines += [f"> ⚠️ **Stopped early:** {result.stopped}", ""]
+    if result.coverage is not None:
+        lines += [f"**Coverage:** covered {result.coverage['covered']} of {result.coverage['total']} facets", ""]
+        if result.coverage["uncovered"]:
+            lines += ["| uncovered facet | reason |", "|---|---|"]
+            lines += [f"| `{u['facet']}` | {_cell(u['reason'])} |" for u in result.coverage["uncovered"]]
+            lines.append("")
     if result.dry_run:
         lines += [
             "### Plan (dry run: nothing was sent)",

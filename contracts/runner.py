@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from mockserver.spec import Spec, load_spec, without_mock_only
 
 from . import checks as domain
-from .budget import GENERATING, Budget, BudgetExhausted, estimate_usd
+from .budget import GENERATING, Budget, BudgetExhausted, estimate_usd, expected_usd
 from .catalog import TargetCatalog, fetch_catalog
 from .model import CaseResult, Finding, PlannedRequest, RunResult
 from .negative import INVALID_KEY, NegativeCase, negative_cases
@@ -42,7 +42,7 @@ from .snapshot import ShapeBook
 from .strategies import DomainRequest, near_miss, positive_requests
 from .target import Target, retry_after_seconds
 
-PHASES = ("schema", "domain", "negative")
+PHASES = ("coverage", "schema", "domain", "negative")
 ANY_KEY_NOTE = "not provokable: the target accepts any key (its admin API says auth_policy any_key)"
 # statuses a schema-valid request may still get: the spec cannot hold catalog rules (models, sizes,
 # image decoding, balances), so these refusals are not "rejected positive data" here; the domain
@@ -202,8 +202,10 @@ class Runner:
         op_id = request.operation_id
         estimate = 0.0 if free else estimate_usd(self.catalog, op_id, request.fields)
         if self.options.dry_run:
-            self.result.plan.append(PlannedRequest(phase, op_id, self.target.redact(request.summary()), estimate))
-            self.budget.reserve(estimate, f"{op_id} ({request.label or phase})")
+            self.budget.reserve(estimate, f"{op_id} ({request.label or phase})")  # what would stop the run
+            expected = 0.0 if free else expected_usd(self.catalog, op_id, request.fields)
+            summary = self.target.redact(request.summary())
+            self.result.plan.append(PlannedRequest(phase, op_id, summary, expected, estimate))
             return None
         self.budget.reserve(estimate, f"{op_id} ({request.label or phase})")
         path = request.path
@@ -291,6 +293,52 @@ class Runner:
             finding.kind,
         )
 
+    # -- phase 0: every documented value once, each on the cheapest model that supports it -------------
+    def _phase_coverage(self) -> None:
+        from .coverage import Planner, coverage_summary
+
+        assert self.catalog is not None
+        facets = Planner(self.spec, self.catalog).facets()
+        covered: set[str] = set()
+        for facet in sorted(facets, key=lambda f: (f.estimate_usd, f.name)):
+            request = facet.request
+            if request is None:
+                continue
+            if self.options.operations is not None and request.operation_id not in self.options.operations:
+                facet.reason = "its operation is not selected (--operations)"
+                continue
+            result = CaseResult("coverage", facet.name, request.operation_id)
+            started = time.perf_counter()
+            try:
+                response = self.send(request, result, "coverage")
+            except BudgetExhausted as exc:
+                facet.reason = f"over budget ({self.target.redact(str(exc))})"
+                result.status, result.note = "skipped", facet.reason
+                self._emit(result)
+                continue
+            if response is None or 200 <= response.status_code < 300:
+                covered.add(facet.name)
+            else:
+                facet.reason = f"the target answered {response.status_code}"
+                self._domain_case_failed(request, response, result)
+            result.duration_s = time.perf_counter() - started
+            self._emit(result)
+        self.result.coverage = coverage_summary(facets, covered)
+
+    def _domain_case_failed(self, request: DomainRequest, response: httpx.Response, result: CaseResult) -> None:
+        body = domain.json_body(response)
+        code = domain.raw_code(body) or (body.get("error") if isinstance(body, dict) else None)
+        result.fail(
+            Finding(
+                "valid_request_accepted",
+                self.target.redact(f"{request.summary()} -> {response.status_code} {code}"),
+                request.operation_id,
+                response.status_code,
+                code=str(code) if code else None,
+                model=str(request.fields.get("model")),
+            )
+        )
+
     # -- phase 1: schemathesis over the spec ----------------------------------------------------
     def _phase_schema(self) -> None:
         schema = self._operation_schema()
@@ -353,8 +401,10 @@ class Runner:
         what = f"{op_id} (schemathesis {mode.value})"
         if self.options.dry_run:
             summary = f"{case.method} {case.formatted_path} (generated, {mode.value})"
-            self.result.plan.append(PlannedRequest("schema", op_id, summary, estimate))
             self.budget.reserve(estimate, what)
+            # data that breaks the schema is refused before anything is charged
+            expected = expected_usd(self.catalog, op_id, case.body) if mode.is_positive else 0.0
+            self.result.plan.append(PlannedRequest("schema", op_id, summary, expected, estimate))
             return
         self.budget.reserve(estimate, what)
         kwargs = {

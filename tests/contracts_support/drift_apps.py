@@ -235,6 +235,12 @@ def _no_seed(path: str, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _no_output_format(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path == "/api/v1/images":
+        body.pop("output_format", None)
+    return body
+
+
 def _n_wins(path: str, body: dict[str, Any]) -> dict[str, Any]:
     if path == "/api/v1/images" and "n" in body and "nImages" in body:
         body.pop("nImages")
@@ -354,6 +360,7 @@ VARIANTS: list[Variant] = [
     Variant("wrong image format", _wrap(response=_images(_as_jpeg)), "image_format"),
     Variant("URL does not download", _wrap(raw_response=_files_gone), "url_downloads", "imagesGenerate"),
     Variant("seed not honoured", _wrap(request=_no_seed), "seed_reproducible", "imagesGenerate", "$.data"),
+    Variant("output_format ignored", _wrap(request=_no_output_format), "image_format", "imagesGenerate", "$.data[0]"),
     Variant("nImages ignored when n is sent", _wrap(request=_n_wins), "nimages_beats_n", "imagesGenerate", "$.data"),
     Variant(
         "balance does not drop",
