@@ -58,7 +58,7 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     )
     run = parser.add_argument_group("what to run")
     run.add_argument(
-        "--phases", default="coverage,schema,domain,negative", help="comma-separated: coverage,schema,domain,negative"
+        "--phases", default="negative,coverage,schema,domain", help="comma-separated: negative,coverage,schema,domain"
     )
     run.add_argument("--operations", help="comma-separated operationIds (default: all)")
     run.add_argument("--examples", type=int, default=12, help="schemathesis examples per operation and mode")

@@ -42,7 +42,9 @@ from .snapshot import ShapeBook
 from .strategies import DomainRequest, near_miss, positive_requests
 from .target import Target, retry_after_seconds
 
-PHASES = ("coverage", "schema", "domain", "negative")
+# the free negative suite first, then the planned coverage, then the generated data: under a budget the
+# cheapest evidence is gathered before the budget runs out
+PHASES = ("negative", "coverage", "schema", "domain")
 ANY_KEY_NOTE = "not provokable: the target accepts any key (its admin API says auth_policy any_key)"
 # statuses a schema-valid request may still get: the spec cannot hold catalog rules (models, sizes,
 # image decoding, balances), so these refusals are not "rejected positive data" here; the domain

@@ -17,6 +17,7 @@ from contracts import cli
 from contracts.budget import Budget, BudgetExhausted
 from contracts.catalog import fetch_catalog
 from contracts.checks import identify_code
+from contracts.coverage import Planner
 from contracts.drift import compare_specs, load_document
 from contracts.model import CaseResult
 from contracts.negative import SERVER_SIDE
@@ -129,8 +130,10 @@ def test_a_live_target_gets_cheap_positives_and_skips_what_only_the_server_can_c
     charged = [e for e in app.state.engine.journal.entries() if e["cost"]]
     with open_target() as local:
         catalog = fetch_catalog(local)
-    # the cheapest model able to serve each kind of request (text, image input, seed)
+    # the cheapest model able to serve each kind of request (text, image input, seed), and for the
+    # coverage facets the cheapest model supporting each
     cheapest = {m.id for m in (catalog.cheapest(), catalog.cheapest(inputs=1), catalog.cheapest(seed=True)) if m}
+    cheapest |= {f.request.fields["model"] for f in Planner(load_spec(), catalog).facets() if f.request}
     assert charged and {e["model"] or "pruna-ai/p-image/text-to-image" for e in charged} <= cheapest | {None}
     assert float(_spent_on(app)) <= 0.25
 
