@@ -156,9 +156,9 @@ class Budget:
                     f"${self.limit_usd:.4f} is spent, so it was not sent"
                 )
             self.requests += 1
-            self.spent_usd += estimate
+            self.spent_usd = round(self.spent_usd + estimate, 9)  # sums of prices, not float noise
 
     def settle(self, estimate: float, actual: float | None) -> None:
         """Replace the estimate by the price the target reports (``cost``), or 0 for a rejection."""
         with self._lock:
-            self.spent_usd += (actual if actual is not None else 0.0) - estimate
+            self.spent_usd = round(self.spent_usd + (actual if actual is not None else 0.0) - estimate, 9)
