@@ -171,14 +171,19 @@ class AdminApi:
 
     def _clock_set(self, op: Operation, req: MockRequest, args: dict[str, Any], params: dict[str, str]) -> Any:
         clock = self.state.clock
-        if args.get("reset"):
-            clock.reset()
-        if "set" in args:
-            clock.set(float(args["set"]), frozen=bool(args.get("frozen", clock.frozen)))
-        elif "frozen" in args:
-            clock.set(clock.now(), frozen=bool(args["frozen"]))
-        if "advance" in args:
-            clock.advance(float(args["advance"]))
+        saved = clock.save()
+        try:  # all or nothing: a value out of the clock's range leaves it where it was
+            if args.get("reset"):
+                clock.reset()
+            if "set" in args:
+                clock.set(float(args["set"]), frozen=bool(args.get("frozen", clock.frozen)))
+            elif "frozen" in args:
+                clock.set(clock.now(), frozen=bool(args["frozen"]))
+            if "advance" in args:
+                clock.advance(float(args["advance"]))
+        except MockError:
+            clock.restore(saved)
+            raise
         return self._clock_view()
 
     def _fault_state(self) -> dict[str, Any]:

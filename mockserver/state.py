@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from decimal import Decimal
@@ -9,6 +10,8 @@ from decimal import Decimal
 from .errors import MockError
 
 DEFAULT_BALANCE = Decimal("1000")
+CLOCK_MIN = 0.0  # 1970-01-01T00:00:00Z
+CLOCK_MAX = 32503680000.0  # 3000-01-01T00:00:00Z: every date the mock prints stays representable
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -31,13 +34,21 @@ class Clock:
         offset, frozen_at = self._state
         return frozen_at if frozen_at is not None else time.time() + offset
 
-    def advance(self, seconds: float) -> float:
+    def advance(self, seconds: float, param: str = "advance") -> float:
+        """Move the clock by ``seconds``; refused (state unchanged) when it would leave the range."""
         with self._lock:
             offset, frozen_at = self._state
-            self._state = (offset, frozen_at + seconds) if frozen_at is not None else (offset + seconds, None)
+            if frozen_at is not None:
+                _check_time(frozen_at + seconds, param)
+                self._state = (offset, frozen_at + seconds)
+            else:
+                _check_time(time.time() + offset + seconds, param)
+                self._state = (offset + seconds, None)
         return self.now()
 
-    def set(self, timestamp: float, *, frozen: bool = False) -> float:
+    def set(self, timestamp: float, *, frozen: bool = False, param: str = "set") -> float:
+        """Set the clock to ``timestamp``; refused (state unchanged) outside ``CLOCK_MIN..CLOCK_MAX``."""
+        _check_time(timestamp, param)
         with self._lock:
             self._state = (0.0, timestamp) if frozen else (timestamp - time.time(), None)
         return self.now()
@@ -45,6 +56,14 @@ class Clock:
     def reset(self) -> None:
         with self._lock:
             self._state = (0.0, None)
+
+    def save(self) -> tuple[float, float | None]:
+        """The clock's state, for :meth:`restore` (an admin change that fails half-way leaves no trace)."""
+        return self._state
+
+    def restore(self, state: tuple[float, float | None]) -> None:
+        with self._lock:
+            self._state = state
 
     @property
     def offset(self) -> float:
@@ -54,6 +73,16 @@ class Clock:
     @property
     def frozen(self) -> bool:
         return self._state[1] is not None
+
+
+def _check_time(timestamp: float, param: str) -> None:
+    if not (math.isfinite(timestamp) and CLOCK_MIN <= timestamp <= CLOCK_MAX):
+        raise MockError(
+            "invalid_parameter_value",
+            f"The clock must stay between {CLOCK_MIN:.0f} (1970-01-01) and {CLOCK_MAX:.0f} (3000-01-01) "
+            f"in Unix seconds; '{param}' would move it to {timestamp}.",
+            param,
+        )
 
 
 class Ledger:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import MockError
@@ -156,9 +156,40 @@ def _loads(body: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise MockError("invalid_json", f"Request body is not valid JSON: {exc}.") from None
+    where = _surrogate_path(data)
+    if where is not None:  # only the stdlib lets "\ud800" through; such text has no UTF-8 form
+        raise MockError(
+            "invalid_json",
+            f"Request body is not valid JSON: {where or 'the body'} holds an unpaired UTF-16 surrogate "
+            "(JSON text must be valid Unicode).",
+        )
+    return data
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_path(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds a lone surrogate (in a string or a key), as a dotted path; else ``None``."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}".lstrip(".")
+            if _SURROGATE.search(key):
+                return path or "a property name"
+            found = _surrogate_path(item, name)
+            if found is not None:
+                return found
+    return None
 
 
 def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[UploadedFile, ...]]]:
@@ -195,8 +226,9 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dic
     def on_end() -> None:
         state["ended"] = True
 
-    parser = MultipartParser(
-        boundary,
+    try:  # python-multipart refuses some boundaries (e.g. longer than 256 bytes) when it is built
+        parser = MultipartParser(
+            boundary,
         {
             "on_part_begin": on_part_begin,
             "on_part_data": on_part_data,
@@ -204,12 +236,11 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dic
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
             "on_end": on_end,
-        },
-    )
-    try:
+            },
+        )
         parser.write(body)
         parser.finalize()
-    except (MultipartParseError, ValueError) as exc:
+    except (FormParserError, ValueError) as exc:
         raise MockError("invalid_multipart_body", f"Malformed multipart body: {exc}.") from None
     if not state.get("ended") or not parts:
         raise MockError(
