@@ -9,6 +9,11 @@ from pathlib import Path
 from .controls import FaultProfile
 from .state import DEFAULT_BALANCE
 
+DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
+DEFAULT_MAX_REQUEST_PIXELS = 2 * 4096 * 4096
+DEFAULT_WORKER_THREADS = 4
+DEFAULT_BODY_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class MockConfig:
@@ -23,6 +28,10 @@ class MockConfig:
     presign_failure: bool = False
     max_body_bytes: int = 48 * 1024 * 1024
     max_image_bytes: int | None = None  # per data URL / upload; None: catalog routes.data_url_max_bytes
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS  # per input image, read from its header before decoding
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all input images (and masks) of one request
+    worker_threads: int = DEFAULT_WORKER_THREADS  # decoding/rendering/encoding off the event loop, at most this many
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds a client may take to send its whole body (408 after)
     public_base_url: str | None = None
     render_cache_bytes: int = 256 * 1024 * 1024
     fault_profile: FaultProfile | None = None

@@ -68,7 +68,14 @@ class Engine:
         )
         routes = self.catalog.routes
         image_bytes = config.max_image_bytes or routes.data_url_max_bytes
-        inputs = Inputs(routes.input_images, image_bytes, self.renderer, self.files.own)
+        inputs = Inputs(
+            routes.input_images,
+            image_bytes,
+            self.renderer,
+            self.files.own,
+            max_input_pixels=config.max_input_pixels,
+            max_request_pixels=config.max_request_pixels,
+        )
         self.services = Services(
             config, self.catalog, self.renderer, self.files, inputs, self.clock, self.ledger, self.faults
         )

@@ -11,9 +11,11 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from .catalog import InputLimits, Model
 from .errors import MockError
@@ -26,9 +28,25 @@ REFERENCE_SIZE = 512  # the stand-in for an image the mock cannot fetch
 
 @dataclass(frozen=True, slots=True)
 class SourceImage:
-    """An input image as bytes that decode (checked against the route preflight)."""
+    """An input image as bytes, with the size its header declares (checked against the route preflight
+    and the pixel budget before anything decodes it)."""
 
     data: bytes
+    width: int = 0
+    height: int = 0
+    param: str = "image"
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def bomb(exc: BaseException) -> bool:
+    """Pillow's own decompression-bomb guard tripped (an error, or its warning turned into one)."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning) or isinstance(
+        cause, Image.DecompressionBombError | Image.DecompressionBombWarning
+    )
 
 
 def short_digest(text: str) -> str:
@@ -45,9 +63,14 @@ class Inputs:
         data_url_max_bytes: int,
         renderer: Renderer,
         own_file: Callable[[str], bytes | None],
+        *,
+        max_input_pixels: int,
+        max_request_pixels: int,
     ) -> None:
         self.limits = limits
         self.data_url_max_bytes = data_url_max_bytes
+        self.max_input_pixels = max_input_pixels
+        self.max_request_pixels = max_request_pixels
         self._renderer = renderer
         self._own_file = own_file
 
@@ -88,10 +111,23 @@ class Inputs:
             raise MockError(bad, f"{param}: '{url[:60]}' is neither an http(s) URL nor a data URL.", param)
         own = self._own_file(url)
         if own is not None:
-            return SourceImage(own)
+            return self._checked(own, param, len(own), bad)
         seed = int.from_bytes(hashlib.sha256(url.encode()).digest()[:4], "big")
         stand_in = RenderSpec("input-reference", short_digest(url), REFERENCE_SIZE, REFERENCE_SIZE, seed)
-        return SourceImage(self._renderer.render(stand_in))
+        return SourceImage(self._renderer.render(stand_in), REFERENCE_SIZE, REFERENCE_SIZE, param)
+
+    def check_request(self, images: Iterable[SourceImage | None]) -> None:
+        """The per-request pixel budget over every input image (and mask) of one request, read from
+        their headers: refused before any of them is decoded."""
+        given = [image for image in images if image is not None]
+        total = sum(image.pixels for image in given)
+        if total > self.max_request_pixels:
+            raise MockError(
+                "image_input_too_large",
+                f"The input images of this request declare {total} pixels in all; the limit is "
+                f"{self.max_request_pixels} pixels per request.",
+                given[-1].param,
+            )
 
     def _decode_data_url(self, value: str, param: str, limit: int, bad_code: str) -> SourceImage:
         payload = value[value.index(",") + 1 :]
@@ -109,15 +145,36 @@ class Inputs:
                 "image_input_too_large", f"{param}: image is {len(data)} bytes; the limit is {limit}.", param
             )
         try:
-            info = image_info(data)
+            info = image_info(data)  # the header only: Pillow decodes nothing before .load()
         except InvalidImage as exc:
+            if bomb(exc):
+                raise MockError(
+                    "image_input_too_large",
+                    f"{param}: the image declares more pixels than the decoder allows; the limit is "
+                    f"{self.max_input_pixels} pixels per input image.",
+                    param,
+                ) from None
             raise MockError(bad_code, f"{param}: not a decodable image ({exc}).", param) from None
-        limits = self.limits
-        if info.width < limits.min_width or info.height < limits.min_height:
+        limits, width, height = self.limits, info.width, info.height
+        if width < limits.min_width or height < limits.min_height:
             raise MockError(
                 bad_code,
                 f"{param}: images must be at least {limits.min_width}x{limits.min_height} pixels, "
-                f"got {info.width}x{info.height}.",
+                f"got {width}x{height}.",
                 param,
             )
-        return SourceImage(data)
+        if width > limits.max_width or height > limits.max_height:
+            raise MockError(
+                "image_input_too_large",
+                f"{param}: images must be at most {limits.max_width}x{limits.max_height} pixels, "
+                f"got {width}x{height}.",
+                param,
+            )
+        if width * height > self.max_input_pixels:
+            raise MockError(
+                "image_input_too_large",
+                f"{param}: the image declares {width}x{height} = {width * height} pixels; the limit is "
+                f"{self.max_input_pixels} pixels per input image.",
+                param,
+            )
+        return SourceImage(data, width, height, param)

@@ -19,7 +19,7 @@ import orjson
 from ..call import Call
 from ..catalog import Model
 from ..errors import MockError
-from ..inputs import SourceImage, short_digest
+from ..inputs import SourceImage, bomb, short_digest
 from ..messages import Outcome
 from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderSpec
 
@@ -64,6 +64,7 @@ def generate(
 ) -> Outcome:
     """Check the request against the model, price it, charge it, render it."""
     services = call.services
+    services.inputs.check_request([*sources, mask])  # the pixel budget, before anything is decoded
     size = size if size is not None else body.get(size_param)
     if sources and model.max_input_images == 0:
         raise MockError(
@@ -118,6 +119,10 @@ def generate(
                         cache=seeded,
                     )
                 except InvalidImage as exc:
+                    if bomb(exc):  # Pillow's own guard, past the configured budget
+                        raise MockError(
+                            "image_input_too_large", f"An input image is too large to decode: {exc}.", image_param
+                        ) from None
                     raise MockError(
                         "invalid_parameter_value", f"An input image could not be decoded: {exc}.", image_param
                     ) from None
