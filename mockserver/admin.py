@@ -15,7 +15,7 @@ from .messages import MockRequest, MockResponse, json_response
 from .routing import MethodNotAllowed, NoRoute, Router
 from .spec import Operation, Spec, load_spec
 from .state import Clock, Ledger
-from .validation import parse_body, query_view, schema_error
+from .validation import header_view, parse_body, query_view, schema_error
 
 ADMIN_PREFIX = "/_mock/"
 ADMIN_SPEC_PATH = Path(__file__).resolve().parent / "admin-openapi.yaml"
@@ -67,6 +67,8 @@ class AdminApi:
             "adminBalanceGet": self._balance_get,
             "adminBalanceSet": self._balance_set,
             "adminConfigGet": self._config_get,
+            "adminKeyBalanceGet": self._balance_get,
+            "adminKeyBalanceSet": self._balance_set,
             "adminClockGet": self._clock_get,
             "adminClockSet": self._clock_set,
             "adminFaultsGet": self._faults_get,
@@ -104,7 +106,12 @@ class AdminApi:
                 if error := schema_error(media.validator, parsed.data):
                     raise error
                 body = parsed.data
-            payload = self._handlers[op.operation_id](op, request, {**query, **body}, dict(match.params))
+            params = dict(match.params)
+            if op.header_params:  # the key named by a header (never in a URL): x-mock-key
+                if op.header_validator is not None and (error := schema_error(op.header_validator, header_view(op, request.headers))):
+                    raise error
+                params["key"] = request.headers["x-mock-key"]
+            payload = self._handlers[op.operation_id](op, request, {**query, **body}, params)
         except MockError as error:
             return self._error(op, error)
         return json_response(200, payload, operation_id=op.operation_id)
