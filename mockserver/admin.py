@@ -107,8 +107,8 @@ class AdminApi:
                     raise error
                 body = parsed.data
             params = dict(match.params)
-            if op.header_params:  # the key named by a header (never in a URL): x-mock-key
-                if op.header_validator is not None and (error := schema_error(op.header_validator, header_view(op, request.headers))):
+            if op.header_validator is not None:  # the key named by a header (never in a URL): x-mock-key
+                if error := schema_error(op.header_validator, header_view(op, request.headers)):
                     raise error
                 params["key"] = request.headers["x-mock-key"]
             payload = self._handlers[op.operation_id](op, request, {**query, **body}, params)

@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from .admin import ADMIN_PREFIX
 from .config import MockConfig
 from .engine import Engine, NonConformingResponse
 from .errors import MockError
 from .messages import MockRequest, MockResponse
+from .signing import FILES_PREFIX
 
 log = logging.getLogger("mockserver")
+
+LIGHT_BODY_BYTES = 4096  # a larger body is parsed (and maybe decoded) in a worker thread, always
+LEARNED_LIGHT = 4096  # how many light requests are remembered
+_KEY_IN_PATH = re.compile(r"(/_mock/balances/)[^/?\s]+")
+_KEY_IN_QUERY = re.compile(r"(?<=[?&])key=[^&\s]*")
+
+
+def redact(target: str) -> str:
+    """A request target as logs may show it: a key in an admin path or a ``key=`` query is replaced."""
+    if "/_mock/" not in target:
+        return target
+    return _KEY_IN_QUERY.sub("key=<redacted>", _KEY_IN_PATH.sub(r"\1<redacted>", target))
 
 
 class BodyTooLarge(Exception):
@@ -35,25 +53,107 @@ class ClientGone(Exception):
     """The client disconnected before the body was complete: there is nobody to answer."""
 
 
-async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
-    """Read at most ``limit`` bytes: never buffer more than the limit plus one chunk."""
+class BodyTimeout(Exception):
+    """The client did not send its whole body within the body timeout (a slow or stalled client)."""
+
+
+async def read_body(receive: Receive, headers: Mapping[str, str], limit: int, timeout: float | None = None) -> bytes:
+    """Read at most ``limit`` bytes within ``timeout`` seconds: never buffer more than the limit plus one
+    chunk, never wait for a stalled client longer than the timeout."""
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        total += len(chunk)
-        if total > limit:
-            raise BodyTooLarge
-        if chunk:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                total += len(chunk)
+                if total > limit:
+                    raise BodyTooLarge
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+class Offload:
+    """Runs ``Engine.handle`` where it cannot stall other clients.
+
+    Catalogs, admin calls and other body-less reads stay on the event loop (they are cheap). Anything
+    that may parse a large body, decode an input or render an image runs in a worker thread, at most
+    ``threads`` at once (Pillow and zlib release the GIL). A small request that was answered without
+    rendering anything (the renderer's cache missed nothing: a fixed seed's cached image, a refusal)
+    is remembered, and its repeats stay on the loop: a thread hop would cost the cached path more
+    than the work itself. If such a repeat does render after all (its image was evicted), it is
+    forgotten again.
+    """
+
+    def __init__(self, engine: Engine, threads: int) -> None:
+        self._engine = engine
+        self._threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._light: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def handle(self, request: MockRequest) -> MockResponse:
+        path, small = request.path, len(request.body) <= LIGHT_BODY_BYTES
+        reads = request.method in ("GET", "HEAD") or path.startswith(ADMIN_PREFIX)
+        if small and reads and not path.startswith(FILES_PREFIX):  # catalogs, admin: cheap, on the loop
+            return self._engine.handle(request)
+        key = _light_key(request)
+        if key is not None and key in self._light:
+            before = self._misses()
+            response = self._engine.handle(request)
+            if self._misses() != before:
+                self._remember(key, light=False)
+            return response
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._threads)
+        return await anyio.to_thread.run_sync(self._in_worker, request, key, limiter=self._limiter)
+
+    def _in_worker(self, request: MockRequest, key: tuple[Any, ...] | None) -> MockResponse:
+        before = self._misses()
+        response = self._engine.handle(request)
+        if key is not None and self._misses() == before:
+            self._remember(key, light=True)
+        return response
+
+    def _misses(self) -> int:
+        return self._engine.renderer.cache_info().misses
+
+    def _remember(self, key: tuple[Any, ...], *, light: bool) -> None:
+        with self._lock:
+            if not light:
+                self._light.pop(key, None)
+                return
+            self._light[key] = None
+            if len(self._light) > LEARNED_LIGHT:
+                self._light.popitem(last=False)
+
+
+def _light_key(request: MockRequest) -> tuple[Any, ...] | None:
+    """What decides how much work a request is (never the key itself: only whether one is sent)."""
+    if len(request.body) > LIGHT_BODY_BYTES:
+        return None
+    h = request.headers
+    credentials = "authorization" in h or "x-api-key" in h
+    return (
+        request.method,
+        request.path,
+        request.query,
+        h.get("content-type"),
+        h.get("prefer"),
+        h.get("x-x402"),
+        credentials,
+        request.body,
+    )
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -82,6 +182,8 @@ class MockApp(Starlette):
         self.engine = engine
         self.state.engine = engine
         self._limit = engine.config.max_body_bytes
+        self._body_timeout = engine.config.body_timeout
+        self._offload = Offload(engine, engine.config.worker_threads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,11 +194,17 @@ class MockApp(Starlette):
         path: str = scope["path"]
         headers = _headers(scope)
         try:
-            body = await read_body(receive, headers, self._limit)
+            body = await read_body(receive, headers, self._limit, self._body_timeout)
         except ClientGone:
             return
         except BodyTooLarge:
             error = MockError("image_input_too_large", f"Request body exceeds the {self._limit}-byte limit.")
+            await _send(send, engine.reject(method, path, error), close=True)
+            return
+        except BodyTimeout:
+            error = MockError(
+                "request_timeout", f"The request body was not received within {self._body_timeout:g} seconds."
+            )
             await _send(send, engine.reject(method, path, error), close=True)
             return
         server = scope.get("server")
@@ -110,22 +218,28 @@ class MockApp(Starlette):
             base_url=f"{scope.get('scheme', 'http')}://{host}",
         )
         try:
-            result = engine.handle(request)
+            result = await self._offload.handle(request)
         except NonConformingResponse:
             raise  # the tests' guard: a spec violation must fail loudly, not become a 500
         except Exception:  # the server must survive anything: answer 500 in the documented envelope
-            log.exception("unhandled error on %s %s", method, path)
+            log.exception("unhandled error on %s %s", method, redact(path))
             result = engine.reject(method, path, MockError("server_error", "Internal server error."))
-        await deliver(send, result)
+        await deliver(send, result, receive)
 
 
-async def deliver(send: Send, result: MockResponse) -> None:
+async def deliver(send: Send, result: MockResponse, receive: Receive | None = None) -> None:
     """Wait out the simulated latency, send, and only then keep the money: a charge is refunded when
-    the answer does not leave (a client gone during the latency, a failed send, a cancellation)."""
+    the answer does not leave (a client gone during the latency, a failed send, a cancellation).
+
+    While it waits, it listens for the client (``receive``): one that disconnects during the latency
+    pays nothing, and nothing is sent to it.
+    """
     charge = result.charge
     try:
-        if result.delay_ms > 0:
-            await anyio.sleep(result.delay_ms / 1000)
+        if result.delay_ms > 0 and not await _wait_out(result.delay_ms / 1000, receive):
+            if charge is not None:
+                charge.refund()
+            return
         await _send(send, result)
     except BaseException:
         if charge is not None:
@@ -133,6 +247,20 @@ async def deliver(send: Send, result: MockResponse) -> None:
         raise
     if charge is not None:
         charge.settle()
+
+
+async def _wait_out(seconds: float, receive: Receive | None) -> bool:
+    """Sleep ``seconds``; ``False`` as soon as the client disconnects meanwhile."""
+    if receive is None:
+        await anyio.sleep(seconds)
+        return True
+    with anyio.move_on_after(seconds):
+        while True:  # the body was read: the next message is the disconnect, if any comes
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return False
+            await anyio.sleep(0)  # a server that answers with empty request messages must not spin
+    return True
 
 
 async def _send(send: Send, result: MockResponse, *, close: bool = False) -> None:

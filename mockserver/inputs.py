@@ -166,8 +166,7 @@ class Inputs:
         if width > limits.max_width or height > limits.max_height:
             raise MockError(
                 "image_input_too_large",
-                f"{param}: images must be at most {limits.max_width}x{limits.max_height} pixels, "
-                f"got {width}x{height}.",
+                f"{param}: images must be at most {limits.max_width}x{limits.max_height} pixels, got {width}x{height}.",
                 param,
             )
         if width * height > self.max_input_pixels:

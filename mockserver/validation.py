@@ -229,13 +229,13 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], dic
     try:  # python-multipart refuses some boundaries (e.g. longer than 256 bytes) when it is built
         parser = MultipartParser(
             boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_part_data": on_part_data,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_end": on_end,
+            {
+                "on_part_begin": on_part_begin,
+                "on_part_data": on_part_data,
+                "on_header_field": on_header_field,
+                "on_header_value": on_header_value,
+                "on_header_end": on_header_end,
+                "on_end": on_end,
             },
         )
         parser.write(body)
