@@ -12,6 +12,7 @@ from typing import Any
 
 from . import replay
 from .admin import fault_profile_problems
+from .config import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, DEFAULT_WORKER_THREADS
 from .controls import FaultProfile
 from .spec import load_yaml
 
@@ -38,6 +39,16 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
     return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number of seconds")
+    return value
 
 
 def _float_env(name: str) -> float | None:
@@ -137,6 +148,60 @@ def build_parser() -> argparse.ArgumentParser:
         f"streaming [env {ENV_PREFIX}MAX_BODY_BYTES, default 50331648]",
     )
     parser.add_argument(
+        "--max-input-pixels",
+        type=_positive_int,
+        default=int(_env("MAX_INPUT_PIXELS", str(DEFAULT_MAX_INPUT_PIXELS)) or 0),
+        help="largest input image, in pixels its header declares; larger ones get 413 image_input_too_large "
+        f"before any decoding [env {ENV_PREFIX}MAX_INPUT_PIXELS, default {DEFAULT_MAX_INPUT_PIXELS} = 4096x4096]",
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        type=_positive_int,
+        default=int(_env("MAX_REQUEST_PIXELS", str(DEFAULT_MAX_REQUEST_PIXELS)) or 0),
+        help="all input images (and masks) of one request together, in declared pixels; 413 beyond "
+        f"[env {ENV_PREFIX}MAX_REQUEST_PIXELS, default {DEFAULT_MAX_REQUEST_PIXELS}]",
+    )
+    parser.add_argument(
+        "--worker-threads",
+        type=_positive_int,
+        default=int(_env("WORKER_THREADS", str(DEFAULT_WORKER_THREADS)) or 0),
+        help="threads decoding, rendering and encoding images off the event loop, at most this many at once "
+        f"[env {ENV_PREFIX}WORKER_THREADS, default {DEFAULT_WORKER_THREADS}]",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=_positive_float(_env("HEADER_TIMEOUT", "10") or "10"),
+        help="seconds a client has to send its request line and headers; the connection is closed after "
+        f"[env {ENV_PREFIX}HEADER_TIMEOUT, default 10]",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=_positive_float(_env("BODY_TIMEOUT", "30") or "30"),
+        help="seconds a client has to send its whole request body; 408 request_timeout and close after "
+        f"[env {ENV_PREFIX}BODY_TIMEOUT, default 30]",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=_positive_int,
+        default=int(_env("KEEP_ALIVE_TIMEOUT", "5") or 0),
+        help=f"seconds an idle keep-alive connection stays open [env {ENV_PREFIX}KEEP_ALIVE_TIMEOUT, default 5]",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        default=int(_env("MAX_HEADER_BYTES", "65536") or 0),
+        help="largest request line plus headers; 431 request_header_fields_too_large and close beyond "
+        f"[env {ENV_PREFIX}MAX_HEADER_BYTES, default 65536]",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=int(_env("MAX_CONNECTIONS", "512") or 0),
+        help=f"connections (and requests in flight) at once; 503 beyond [env {ENV_PREFIX}MAX_CONNECTIONS, default 512]",
+    )
+    parser.add_argument(
         "--fault-profile",
         type=Path,
         default=_env("FAULT_PROFILE"),
@@ -190,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import create_app
     from .config import MockConfig
+    from .serving import install_log_redaction, server_limits
 
     keys = args.api_keys or [k for k in (_env("API_KEYS", "") or "").split(",") if k.strip()]
     overrides = {} if args.signing_secret is None else {"signing_secret": args.signing_secret}
@@ -201,6 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         presign_failure=args.presign_failure,
         public_base_url=args.public_base_url,
         max_body_bytes=args.max_body_bytes,
+        max_input_pixels=args.max_input_pixels,
+        max_request_pixels=args.max_request_pixels,
+        worker_threads=args.worker_threads,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_header_bytes=args.max_header_bytes,
+        max_connections=args.max_connections,
         fault_profile=load_fault_profile(args.fault_profile, args),
         admin_token=args.admin_token,
         **overrides,
@@ -214,7 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # the access log costs a logger call per request: on at info and below, off when asked for quiet
     access_log = args.log_level in ("info", "debug", "trace")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log)
+    install_log_redaction()  # no API key in the access log (/_mock/balances/<key>, ?key=)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log, **server_limits(app)
+    )
     return 0
 
 

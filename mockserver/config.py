@@ -32,6 +32,11 @@ class MockConfig:
     max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all input images (and masks) of one request
     worker_threads: int = DEFAULT_WORKER_THREADS  # decoding/rendering/encoding off the event loop, at most this many
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds a client may take to send its whole body (408 after)
+    # the HTTP server's limits (serving.py hands them to uvicorn)
+    header_timeout: float = 10.0  # seconds to send the request line and headers; the connection is dropped after
+    keep_alive_timeout: int = 5  # seconds an idle keep-alive connection is kept
+    max_header_bytes: int = 64 * 1024  # request line plus headers; 431 and close beyond
+    max_connections: int = 512  # connections (and requests in flight) at once; 503 beyond
     public_base_url: str | None = None
     render_cache_bytes: int = 256 * 1024 * 1024
     fault_profile: FaultProfile | None = None

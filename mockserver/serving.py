@@ -1,21 +1,152 @@
-"""Run the mock on a real uvicorn socket in a background thread (tests, the pytest plugin, contracts)."""
+"""Run the mock on a real uvicorn socket in a background thread (tests, the pytest plugin, contracts),
+and the HTTP server's limits every way of serving it shares (``cli.py`` too)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .app import redact
+from .config import MockConfig
+from .errors import MockError
+
+ACCESS_LOGGER = "uvicorn.access"
+
+
+class KeyRedactingFilter(logging.Filter):
+    """Keeps API keys out of uvicorn's access log (``/_mock/balances/<key>``, ``?key=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "/_mock/" in args[2]:
+            record.args = (*args[:2], redact(args[2]), *args[3:])
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add the filter to uvicorn's access logger once (logging configuration keeps logger filters)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, KeyRedactingFilter) for f in logger.filters):
+        logger.addFilter(KeyRedactingFilter())
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with two limits it lacks: the request line and headers must arrive
+    within ``header_timeout`` seconds (a fresh connection that sends nothing included), and be at most
+    ``max_header_bytes`` long (431 and close beyond). Idle keep-alive connections use uvicorn's own timer."""
+
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    too_large: bytes = b""  # the whole 431 answer, rendered once
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._start_head()
+
+    def _start_head(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _end_head(self) -> None:
+        self._in_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self.logger.info("closing a connection that did not send its headers within %ss", self.header_timeout)
+            self.transport.close()
+
+    def _refuse_head(self) -> None:
+        self._end_head()
+        self.logger.info("refusing request headers over %s bytes", self.max_header_bytes)
+        self.transport.write(self.too_large)
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_head()
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_header_bytes:
+            self._refuse_head()
+            return
+        self._end_head()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_head()
+        super().connection_lost(exc)
+
+
+def _too_large_answer(app: Any, limit: int) -> bytes:
+    """431 in the documented envelope (admin document, routing errors), as raw HTTP."""
+    message = f"The request headers exceed {limit} bytes."
+    engine = getattr(app, "engine", None)
+    if engine is not None:
+        body = bytes(engine.error_response(None, MockError("request_header_fields_too_large", message)).body)
+    else:
+        body = orjson.dumps({"error": {"message": message, "code": "request_header_fields_too_large"}})
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def server_limits(app: Any, config: MockConfig | None = None) -> dict[str, Any]:
+    """uvicorn.Config keyword arguments carrying the mock's HTTP limits (from ``config`` or ``app.engine``)."""
+    if config is None:
+        engine = getattr(app, "engine", None)
+        config = engine.config if engine is not None else MockConfig()
+    protocol = type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "header_timeout": config.header_timeout,
+            "max_header_bytes": config.max_header_bytes,
+            "too_large": _too_large_answer(app, config.max_header_bytes),
+        },
+    )
+    return {
+        "http": protocol,
+        "timeout_keep_alive": config.keep_alive_timeout,
+        "limit_concurrency": config.max_connections,
+        "h11_max_incomplete_event_size": config.max_header_bytes,
+    }
 
 
 class ServerThread:
     """A uvicorn server on a free loopback port, started and stopped explicitly."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        self.config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+        self.config = uvicorn.Config(
+            app, host=host, port=port, log_level=log_level, lifespan="on", **server_limits(app)
+        )
+        install_log_redaction()
         self.server = uvicorn.Server(self.config)
         self._thread = threading.Thread(target=self.server.run, name="nanogpt-mock", daemon=True)
         self.host = host
@@ -42,9 +173,9 @@ class ServerThread:
 
 
 @contextmanager
-def serve(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServerThread]:
+def serve(app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> Iterator[ServerThread]:
     """``with serve(create_app()) as server: httpx.get(server.base_url + ...)``."""
-    thread = ServerThread(app, host, port).start()
+    thread = ServerThread(app, host, port, log_level).start()
     try:
         yield thread
     finally:
