@@ -205,7 +205,7 @@ class MockApp(Starlette):
             error = MockError(
                 "request_timeout", f"The request body was not received within {self._body_timeout:g} seconds."
             )
-            await _send(send, engine.reject(method, path, error), close=True)
+            await _send(send, engine.reject(method, path, error, routed=False), close=True)
             return
         server = scope.get("server")
         host = headers.get("host") or (f"{server[0]}:{server[1]}" if server else "localhost")
