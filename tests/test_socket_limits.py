@@ -37,7 +37,7 @@ def connect(server: ServerThread) -> socket.socket:
 
 def read_all(sock: socket.socket) -> bytes:
     """Everything the server sends until it closes the connection (a timeout here fails the test)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
         if not chunk:
