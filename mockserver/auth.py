@@ -35,6 +35,8 @@ def authenticate(
         return None
     presented = False
     for alternative in operation.security:
+        if not alternative:
+            continue  # the x402 alternative: decided by ``allow_anonymous`` below
         keys = [credential(scheme, headers) for scheme in alternative]
         if all(keys):  # every scheme of this alternative is satisfied
             presented = True

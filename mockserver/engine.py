@@ -152,7 +152,7 @@ class Engine:
         )
 
     def authenticate(self, operation: Operation, request: MockRequest) -> str | None:
-        x402 = request.headers.get("x-x402", "").lower() == "true" and "x402_payment_required" in operation.errors
+        x402 = operation.x402_anonymous and request.headers.get("x-x402", "").lower() == "true"
         return authenticate(operation, request.headers, self.accepts_key, allow_anonymous=x402)
 
     def controls(self, operation: Operation, request: MockRequest, key: str | None) -> Directives:

@@ -102,6 +102,7 @@ class Operation:
     errors: Mapping[str, ErrorTemplate]
     success_status: int
     deprecated: bool = False
+    x402_anonymous: bool = False  # ``x-x402-anonymous``: the ``{}`` alternative needs ``x-x402: true``
 
     @cached_property
     def headers_required(self) -> bool:
@@ -109,7 +110,8 @@ class Operation:
 
     @cached_property
     def anonymous_allowed(self) -> bool:
-        return any(len(alt) == 0 for alt in self.security)
+        """Anyone may call it; an x402 operation's ``{}`` alternative only holds for quote requests."""
+        return not self.x402_anonymous and any(len(alt) == 0 for alt in self.security)
 
     def error(self, code: str) -> ErrorTemplate | None:
         return self.errors.get(code)
@@ -346,6 +348,7 @@ def _operation(
         errors=_error_table(document, op_id, responses),
         success_status=successes[0],
         deprecated=bool(raw.get("deprecated")),
+        x402_anonymous=bool(raw.get("x-x402-anonymous")),
     )
 
 

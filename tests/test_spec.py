@@ -158,12 +158,13 @@ EXPECTED_ENVELOPES: dict[str, str] = {
 _GENERATION_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 _CATALOG_SECURITY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}, {"apiKeyAuth": []}]
 _LEGACY_SECURITY: list[dict[str, list[str]]] = [{"apiKeyAuth": []}]
+_X402_SECURITY: list[dict[str, list[str]]] = [*_GENERATION_SECURITY, {}]  # {}: only with x-x402: true
 EXPECTED_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "imagesGenerate": _GENERATION_SECURITY,
-    "openaiGenerateImage": _GENERATION_SECURITY,
-    "openaiGenerateImageApi": _GENERATION_SECURITY,
-    "openaiEditImage": _GENERATION_SECURITY,
-    "openaiEditImageAlias": _GENERATION_SECURITY,
+    "openaiGenerateImage": _X402_SECURITY,
+    "openaiGenerateImageApi": _X402_SECURITY,
+    "openaiEditImage": _X402_SECURITY,
+    "openaiEditImageAlias": _X402_SECURITY,
     "imagesListModels": _CATALOG_SECURITY,
     "imagesListModelEndpoints": _CATALOG_SECURITY,
     "legacyListImageModels": _CATALOG_SECURITY,
