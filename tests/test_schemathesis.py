@@ -3,6 +3,7 @@ over every operation of the spec against the mock on a real socket: zero failure
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,63 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     assert "10/10" in result.stdout and "Tested: 10" in result.stdout, summary
     assert " failures" not in result.stdout.splitlines()[-1], summary
     assert report.read_text().count("<testcase") >= 10
+
+
+def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``st run spec/openapi.yaml --checks all --phases examples,coverage,fuzzing,stateful`` over the spec
+    as published (the mock-only Prefer header included) against a mock that accepts one key: 0 failures.
+
+    The run explores ``Prefer: latency=<0..60000>``; so that it stays bounded, the simulated latency is
+    waited out for at most 10 ms here (its parsing and validation run as always)."""
+    from mockserver import app as app_module
+
+    real_wait = app_module._wait_out
+
+    async def short_wait(seconds: float, receive: object) -> bool:
+        return await real_wait(min(seconds, 0.01), receive)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app_module, "_wait_out", short_wait)
+    with serve(checked_app(MockConfig(api_keys=frozenset({KEY})))) as server:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("st")),
+                "--config-file",
+                str(ROOT / "schemathesis.toml"),
+                "run",
+                str(ROOT / "spec" / "openapi.yaml"),
+                "--url",
+                server.base_url,
+                "--checks",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--header",
+                f"Authorization: Bearer {KEY}",
+                "--header",
+                f"x-api-key: {KEY}",
+                "--max-examples",
+                "10",
+                "--workers",
+                "1",
+                "--seed",
+                "3",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            cwd=tmp_path,
+        )
+    out = result.stdout
+    summary = out[-6000:]
+    assert "Tested: 10" in out, summary
+    assert "Network Error" not in out and "errored" not in out, summary
+    # Known upstream defect (schemathesis 4.32): for an optional header with a `pattern`, the coverage
+    # phase's "default positive test" ships the header's first *negative* value (`Prefer: 0`) and files the
+    # 400 as ST202. Every other failure fails this test.
+    failures = re.findall(r"^- (ST\d+) .*$", out, re.MULTILINE)
+    reproduced = [line for line in out.splitlines() if line.lstrip().startswith("curl ")]
+    unexplained = [line for line in reproduced if "'Prefer: 0'" not in line]
+    assert set(failures) <= {"ST202"} and not unexplained, summary
