@@ -121,3 +121,46 @@ def test_arbitrary_bodies_never_crash(path: str, body: dict[str, Any]) -> None:
 def test_arbitrary_bytes_never_crash(path: str, raw: bytes, content_type: str) -> None:
     status, payload = call(path, raw, {"authorization": "Bearer k", "x-api-key": "k", "content-type": content_type})
     assert 400 <= status < 500, payload
+
+
+HOSTILE_TEXT = st.text(
+    st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "\x00", "\u2028", "é"])), max_size=120
+) | st.sampled_from(["\ud800" * 90, "x" * 5000 + "\ud800", "\x00" * 100])
+STRING_FIELDS = [
+    "model", "prompt", "size", "resolution", "aspect_ratio", "quality", "output_format", "response_format",
+    "task_id", "imageDataUrl", "maskDataUrl", "user", "style",
+]  # fmt: skip
+ADMIN_BODIES: list[tuple[str, str, Any]] = [
+    ("PUT", "/_mock/faults", lambda t: {"latency": {t: {"base_ms": 1}}, "error_codes": [t]}),
+    ("POST", "/_mock/faults/queue", lambda t: {"operation_id": t, "code": t, "path": t}),
+    ("PUT", "/_mock/balances", lambda t: {"balance": 1}),
+    ("POST", "/_mock/clock", lambda t: {"set": len(t) * 1e300}),
+]
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(PATHS),
+    st.dictionaries(st.sampled_from(STRING_FIELDS), HOSTILE_TEXT, min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_hostile_text_in_any_string_field_gets_a_documented_4xx(path: str, body: dict[str, Any], refs: bool) -> None:
+    """Unpaired surrogates, NUL and huge strings in every string field: a documented answer below 500."""
+    if refs:
+        body = {**body, "input_references": list(body.values())[:2]}
+    raw = json.dumps(body).encode()  # "\ud800" travels as the escape JSON allows
+    headers = {**HEADERS, "x-api-key": "k"}
+    response = ENGINE.handle(MockRequest("POST", path, headers=headers, body=raw))
+    assert response.status < 500, response.body[:300]
+    orjson.loads(response.body)
+
+
+@settings(max_examples=100)
+@given(st.sampled_from(range(len(ADMIN_BODIES))), HOSTILE_TEXT)
+def test_hostile_text_in_admin_values_gets_a_documented_4xx(which: int, text: str) -> None:
+    method, path, make = ADMIN_BODIES[which]
+    headers = {"content-type": "application/json", "x-mock-key": "k"}
+    response = ENGINE.handle(MockRequest(method, path, headers=headers, body=json.dumps(make(text)).encode()))
+    assert response.status < 500, response.body[:300]
+    ENGINE.reset()
+    assert ENGINE.handle(MockRequest("GET", "/_mock/clock")).status == 200
