@@ -205,10 +205,9 @@ class Engine:
             raise
         return response
 
-    def reject(self, method: str, path: str, error: MockError, *, routed: bool = True) -> MockResponse:
-        """Answer ``error`` for a request the outer layer refused before it reached ``handle``; with
-        ``routed=False`` it is about the connection (a timeout), answered as the admin document's routing error."""
-        match = self.router.route(method, path) if routed and not path.startswith(ADMIN_PREFIX) else NoRoute()
+    def reject(self, method: str, path: str, error: MockError) -> MockResponse:
+        """Answer ``error`` for a request the outer layer refused before it reached ``handle``."""
+        match = self.router.route(method, path) if not path.startswith(ADMIN_PREFIX) else NoRoute()
         operation = match.operation if isinstance(match, RouteMatch) else None
         request = MockRequest(method, path)
         response = self.render(operation, Outcome(0, error=error), NO_DIRECTIVES, request)

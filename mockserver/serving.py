@@ -45,12 +45,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ``max_header_bytes`` long (431 and close beyond). Idle keep-alive connections use uvicorn's own timer."""
 
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
     too_large: bytes = b""  # the whole 431 answer, rendered once
+    too_slow: bytes = b""  # the whole 408 answer, rendered once
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._start_head()
 
@@ -96,22 +99,47 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._end_head()
         super().on_headers_complete()
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._end_body()
+        super().on_message_complete()
+
+    def _end_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        """The body did not arrive in time: 408 (when no answer has started) and close; the app's
+        ``receive`` then reports a disconnect, so it answers nothing more and keeps no money."""
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing():
+            return
+        self.logger.info("closing a connection that did not send its body within %ss", self.body_timeout)
+        if cycle is not None and not cycle.response_started:
+            self.transport.write(self.too_slow)
+        if cycle is not None:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_head()
+        self._end_body()
         super().connection_lost(exc)
 
 
-def _too_large_answer(app: Any, limit: int) -> bytes:
-    """431 in the documented envelope (admin document, routing errors), as raw HTTP."""
-    message = f"The request headers exceed {limit} bytes."
+def _raw_answer(app: Any, status: str, code: str, message: str) -> bytes:
+    """A routing error in the documented envelope (admin document, ``x-routing-errors``), as raw HTTP."""
     engine = getattr(app, "engine", None)
     if engine is not None:
-        body = bytes(engine.error_response(None, MockError("request_header_fields_too_large", message)).body)
+        body = bytes(engine.error_response(None, MockError(code, message)).body)
     else:
-        body = orjson.dumps({"error": {"message": message, "code": "request_header_fields_too_large"}})
+        body = orjson.dumps({"error": {"message": message, "code": code}})
     head = (
-        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
@@ -127,8 +155,20 @@ def server_limits(app: Any, config: MockConfig | None = None) -> dict[str, Any]:
         (GuardedHttpToolsProtocol,),
         {
             "header_timeout": config.header_timeout,
+            "body_timeout": config.body_timeout,
             "max_header_bytes": config.max_header_bytes,
-            "too_large": _too_large_answer(app, config.max_header_bytes),
+            "too_large": _raw_answer(
+                app,
+                "431 Request Header Fields Too Large",
+                "request_header_fields_too_large",
+                f"The request headers exceed {config.max_header_bytes} bytes.",
+            ),
+            "too_slow": _raw_answer(
+                app,
+                "408 Request Timeout",
+                "request_timeout",
+                f"The request body was not received within {config.body_timeout:g} seconds.",
+            ),
         },
     )
     return {
