@@ -118,10 +118,7 @@ def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(
     summary = out[-6000:]
     assert "Tested: 10" in out, summary
     assert "Network Error" not in out and "errored" not in out, summary
-    # Known upstream defect (schemathesis 4.32): for an optional header with a `pattern`, the coverage
-    # phase's "default positive test" ships the header's first *negative* value (`Prefer: 0`) and files the
-    # 400 as ST202. Every other failure fails this test.
+    # schemathesis.toml documents the one tuning (a malformed mock-only Prefer is a documented 400):
+    # no failure is excused here.
     failures = re.findall(r"^- (ST\d+) .*$", out, re.MULTILINE)
-    reproduced = [line for line in out.splitlines() if line.lstrip().startswith("curl ")]
-    unexplained = [line for line in reproduced if "'Prefer: 0'" not in line]
-    assert set(failures) <= {"ST202"} and not unexplained, summary
+    assert not failures and " failures" not in out.splitlines()[-1], summary
