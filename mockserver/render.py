@@ -25,6 +25,7 @@ import colorsys
 import hashlib
 import io
 import math
+import re
 import struct
 import threading
 import zlib
@@ -420,6 +421,79 @@ def _idat_piece(deflated: bytes, adler: int, length: int, *, b64: bool = True) -
     return _Piece(chunk, base64.b64encode(chunk) if b64 else b"", adler, length)
 
 
+# -- JPEG pieces ------------------------------------------------------------------------------------
+_MCU: Final = 16  # 4:2:0: one minimum coded unit is 16x16 pixels
+_STRIP_MCUS: Final = 256  # distinct MCUs per row of the strip they are encoded in
+_JPEG_SPLICE_OPTIONS: Final[Mapping[str, object]] = MappingProxyType(
+    {"quality": 85, "subsampling": 2, "restart_marker_blocks": 1}
+)
+_RST_CYCLE: Final = tuple(bytes((0xFF, 0xD0 + k % 8)) for k in range(8 + MAX_DIMENSION // _MCU))
+_RST_MARKER: Final = re.compile(rb"\xff[\xd0-\xd7]")
+
+
+@dataclass(frozen=True, slots=True)
+class _JpegPlan:
+    """How to assemble the JPEG cards of one size, background, model, prompt, seed length and index.
+
+    ``strip`` holds the distinct seed-independent MCUs (palette indices) side by side; ``kinds`` are the
+    distinct MCU rows as piece numbers (the strip's first, then the seed rectangle's); ``grid`` is the
+    kind of each MCU row. ``rect_src`` are the seed rectangle's rows: cropped bytes, or an info-line row.
+    """
+
+    header: bytes
+    layout: _Layout | None
+    cols: int
+    strip: bytes
+    strip_size: tuple[int, int]
+    n_static: int
+    kinds: tuple[tuple[int, ...], ...]
+    grid: tuple[int, ...]
+    rect: tuple[int, int, int, int] | None
+    rect_src: tuple[bytes | int, ...]
+
+    @property
+    def size(self) -> int:
+        rect = sum(len(r) if isinstance(r, bytes) else 8 for r in self.rect_src)
+        return len(self.strip) + 8 * self.cols * len(self.kinds) + 8 * len(self.grid) + rect + 1024
+
+
+def _crop_padded(row: bytes, x0: int, x1: int, width: int) -> bytes:
+    """row[x0:x1], the last pixel repeated past the image's right edge (as a JPEG encoder pads)."""
+    return row[x0:x1] if x1 <= width else row[x0:] + row[-1:] * (x1 - width)
+
+
+def _jpeg_split(data: bytes) -> tuple[bytes, bytes]:
+    """(everything up to and including the SOS segment, the entropy-coded data before EOI)."""
+    pos = 2
+    while data[pos] == 0xFF:
+        marker = data[pos + 1]
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:
+            return data[:end], data[end:-2]
+        pos = end
+    raise ValueError("no SOS segment")  # pragma: no cover - libjpeg always writes one
+
+
+def _jpeg_pieces(image: Image.Image) -> list[bytes]:
+    """Each MCU's entropy-coded bytes of a card image (palette indices), in raster order."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", **_JPEG_SPLICE_OPTIONS)
+    return _RST_MARKER.split(_jpeg_split(buffer.getvalue())[1])
+
+
+@lru_cache(maxsize=64)
+def _jpeg_header(width: int, height: int) -> bytes:
+    """SOI to SOS of a spliced card: libjpeg's own headers (tables, DRI = 1 MCU) with the card's size."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (_MCU, _MCU)).save(buffer, "JPEG", **_JPEG_SPLICE_OPTIONS)
+    header = bytearray(_jpeg_split(buffer.getvalue())[0])
+    pos = 2
+    while header[pos + 1] != 0xC0:  # SOF0: precision, height, width
+        pos += 2 + int.from_bytes(header[pos + 2 : pos + 4], "big")
+    header[pos + 5 : pos + 9] = struct.pack(">HH", height, width)
+    return bytes(header)
+
+
 def _open(data: bytes, what: str) -> Image.Image:
     """Decode untrusted bytes; Pillow raises a grab-bag of exception types on hostile input."""
     try:
@@ -510,6 +584,8 @@ class Renderer:
             return cached
         if spec.output_format == "png":
             data = b"".join(self._png_parts(spec, b64=False))
+        elif spec.output_format == "jpeg":
+            data = self._jpeg(spec)
         else:
             rows, palette = self._card(spec)
             data = _save(
@@ -989,6 +1065,134 @@ class Renderer:
         flush_literal()
         parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
         return b"".join(parts), adler, total
+
+    # -- JPEG ----------------------------------------------------------------------------------------
+
+    def _jpeg(self, spec: RenderSpec) -> bytes:
+        """A JPEG card spliced from independently coded MCUs: only the distinct ones are encoded.
+
+        Restart markers after every MCU make each one's entropy-coded bytes self-contained (DC prediction
+        restarts, byte-aligned), and the tables are fixed (quality 85, standard Huffman tables, 4:2:0), so
+        an MCU's bytes depend on its pixels only. A card has a few hundred distinct 16x16 blocks: they are
+        encoded side by side as a small strip in the seed's colours (the seed's digits as a second small
+        image) and the picture is assembled from them. The decoded pixels equal a whole-image encode's.
+        """
+        d = _digest("card", spec.prompt, spec.seed)
+        plan = self._jpeg_plan(spec, d)
+        palette = _palette(d, spec.index)
+        pieces = _jpeg_pieces(_card_image(plan.strip_size[0], plan.strip_size[1], [plan.strip], palette))
+        del pieces[plan.n_static :]
+        if plan.rect is not None:
+            layout = cast("_Layout", plan.layout)
+            info = _expand(_info_runs(layout, list(self._info_base(spec.model, layout)), _info_text(spec)))
+            x0, x1 = plan.rect[0] * _MCU, plan.rect[2] * _MCU
+            width = spec.width
+            rows = [src if isinstance(src, bytes) else _crop_padded(info[src], x0, x1, width) for src in plan.rect_src]
+            pieces += _jpeg_pieces(_card_image(x1 - x0, len(rows), rows, palette))
+        cols = plan.cols
+        out = [plan.header]
+        built: dict[tuple[int, int], bytes] = {}
+        phase = 0
+        for kind in plan.grid:
+            row = built.get((kind, phase))
+            if row is None:
+                parts: list[bytes] = [b""] * (2 * cols)
+                parts[0::2] = map(pieces.__getitem__, plan.kinds[kind])
+                parts[1::2] = _RST_CYCLE[phase : phase + cols]
+                row = built[kind, phase] = b"".join(parts)
+            out.append(row)
+            phase = (phase + cols) % 8
+        out[-1] = out[-1][:-2]  # no restart marker after the last MCU
+        out.append(b"\xff\xd9")
+        return b"".join(out)
+
+    def _jpeg_plan(self, spec: RenderSpec, d: bytes) -> _JpegPlan:
+        """The MCU layout of the cards of one size, background, model, prompt, seed length and index."""
+        width, height = spec.width, spec.height
+        bg = _background_key(d, spec.index)
+        key = ("jpeg", width, height, bg, spec.model, spec.prompt, len(str(spec.seed)), spec.index)
+        plan = cast("_JpegPlan | None", self._pieces.get(key))
+        if plan is not None:
+            return plan
+        layout = self._layout(width, height)
+        rows, _ = self._card(spec)
+        cols, mcu_rows = -(-width // _MCU), -(-height // _MCU)
+        pad = cols * _MCU - width
+        padded_by_id: dict[int, bytes] = {}
+        padded = [padded_by_id.setdefault(id(row), row + row[-1:] * pad) if pad else row for row in rows]
+        padded += [padded[-1]] * (mcu_rows * _MCU - height)
+        rect = self._jpeg_rect(spec, layout)
+        c0, r0, c1, r1 = rect if rect is not None else (0, 0, 0, 0)
+        slots: dict[bytes, int] = {}
+        kinds: dict[tuple[int, ...], int] = {}
+        by_band: dict[tuple[int, ...], int] = {}
+        grid: list[int] = []
+        for my in range(mcu_rows):
+            band = padded[my * _MCU : (my + 1) * _MCU]
+            in_rect = r0 <= my < r1
+            band_key = tuple(map(id, band))
+            if not in_rect and band_key in by_band:
+                grid.append(by_band[band_key])
+                continue
+            ids: list[int] = []
+            for mx in range(cols):
+                if in_rect and c0 <= mx < c1:
+                    ids.append(-1 - ((my - r0) * (c1 - c0) + mx - c0))  # the seed's MCUs, numbered later
+                    continue
+                x = mx * _MCU
+                block = b"".join([r[x : x + _MCU] for r in band])
+                ids.append(slots.setdefault(block, len(slots)))
+            kind = kinds.setdefault(tuple(ids), len(kinds))
+            if not in_rect:
+                by_band[band_key] = kind
+            grid.append(kind)
+        n_static = len(slots)
+        blocks = list(slots) or [bytes(_MCU * _MCU)]
+        per_row = min(len(blocks), _STRIP_MCUS)
+        blocks += [blocks[0]] * (-len(blocks) % per_row)
+        strip = b"".join(
+            b"".join(block[y * _MCU : (y + 1) * _MCU] for block in blocks[i : i + per_row])
+            for i in range(0, len(blocks), per_row)
+            for y in range(_MCU)
+        )
+        rect_src: list[bytes | int] = []
+        if rect is not None:
+            assert layout is not None
+            info_top = layout.box[1] + layout.tops[layout.info]
+            info_rows = layout.heights[layout.info]
+            for y in range(r0 * _MCU, r1 * _MCU):
+                y = min(y, height - 1)
+                inside = info_top <= y < info_top + info_rows
+                rect_src.append(y - info_top if inside else _crop_padded(rows[y], c0 * _MCU, c1 * _MCU, width))
+        plan = _JpegPlan(
+            header=_jpeg_header(width, height),
+            layout=layout,
+            cols=cols,
+            strip=strip,
+            strip_size=(per_row * _MCU, len(strip) // (per_row * _MCU)),
+            n_static=n_static,
+            kinds=tuple(tuple(n_static - 1 - i if i < 0 else i for i in ids) for ids in kinds),
+            grid=tuple(grid),
+            rect=rect,
+            rect_src=tuple(rect_src),
+        )
+        self._pieces.put_sized(key, plan, plan.size)
+        return plan
+
+    def _jpeg_rect(self, spec: RenderSpec, layout: _Layout | None) -> tuple[int, int, int, int] | None:
+        """The MCUs (col0, row0, col1, row1) the seed's digits touch: the only seed-dependent pixel data."""
+        if layout is None:
+            return None
+        text = _info_text(spec)
+        fit, left, top, kept = _info_geometry(layout, layout.heights[layout.info], len(text))
+        seed_at = len(text) - len(str(spec.seed)) - len(f"  #{spec.index}")
+        end = min(seed_at + len(str(spec.seed)), kept)
+        if end <= seed_at:
+            return None
+        x0, x1 = left + seed_at * _DOT_CELL * fit, left + end * _DOT_CELL * fit
+        y0 = layout.box[1] + layout.tops[layout.info] + top
+        y1 = y0 + _DOT_ROWS * fit
+        return x0 // _MCU, y0 // _MCU, -(-x1 // _MCU), -(-y1 // _MCU)
 
     # -- edits ---------------------------------------------------------------------------------------
 
