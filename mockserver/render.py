@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import colorsys
 import hashlib
+import heapq
 import io
 import math
 import re
@@ -494,6 +495,268 @@ def _jpeg_header(width: int, height: int) -> bytes:
     return bytes(header)
 
 
+# -- WebP lossless (VP8L) pieces --------------------------------------------------------------------
+# A card has <= 16 colours, so VP8L's colour-indexing transform packs two pixels per byte and the palette
+# travels in the header. The pixel stream is written here from cached token bits (literal runs, copies of
+# the row above), with one fixed set of prefix codes per layout that can code any symbol: only the palette
+# and the seed's digits are written per request. libwebp decodes it to exactly the card's pixels.
+_CODE_ORDER: Final = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+_MAX_COPY: Final = 4096
+_ABOVE, _LEFT = 1, 2  # VP8L distance codes of the pixel above and the pixel to the left
+_GREEN_SYMBOLS: Final = 256 + 24
+_NIBBLE_HIGH: Final = bytes((v << 4) & 0xFF for v in range(256))
+_REVERSED8: Final = tuple(int(f"{v:08b}"[::-1], 2) for v in range(256))
+_Bits = tuple[int, int]  # (value, bit count), written LSB first
+_Token = int | tuple[int, int]  # a literal packed pixel, or (length, distance code)
+
+
+def _cat(chunks: list[_Bits]) -> _Bits:
+    value = pos = 0
+    for bits, count in chunks:
+        value |= bits << pos
+        pos += count
+    return value, pos
+
+
+def _prefix(value: int) -> tuple[int, int, int]:
+    """(prefix symbol, extra bit count, extra bits) of a VP8L length or distance code (>= 1)."""
+    d = value - 1
+    if d < 4:
+        return d, 0, 0
+    high = d.bit_length() - 1
+    extra = high - 1
+    return 2 * high + (d >> extra & 1), extra, d & ((1 << extra) - 1)
+
+
+def _huffman_lengths(freqs: list[int], limit: int) -> list[int]:
+    """Code lengths (a complete prefix code, none longer than ``limit``) for symbol frequencies."""
+    freqs = list(freqs)
+    if sum(1 for f in freqs if f) < 2:  # a complete code needs two symbols
+        for i in range(len(freqs)):
+            if not freqs[i] and sum(1 for f in freqs if f) < 2:
+                freqs[i] = 1
+    while True:
+        heap: list[tuple[int, int, list[int]]] = [(f, i, [i]) for i, f in enumerate(freqs) if f]
+        heapq.heapify(heap)
+        lengths = [0] * len(freqs)
+        tie = len(freqs)
+        while len(heap) > 1:
+            fa, _, a = heapq.heappop(heap)
+            fb, _, b = heapq.heappop(heap)
+            for i in a + b:
+                lengths[i] += 1
+            heapq.heappush(heap, (fa + fb, tie, a + b))
+            tie += 1
+        if max(lengths) <= limit:
+            return lengths
+        freqs = [(f + 1) // 2 if f else 0 for f in freqs]
+
+
+def _canonical(lengths: list[int]) -> list[_Bits]:
+    """Per symbol, its canonical code bit-reversed (VP8L reads a code's first bit first) and length."""
+    next_code, code = {}, 0
+    for length in range(1, max(lengths) + 1):
+        next_code[length] = code
+        code = (code + lengths.count(length)) << 1
+    out: list[_Bits] = []
+    for length in lengths:
+        if length:
+            c = next_code[length]
+            next_code[length] += 1
+            out.append((int(f"{c:0{length}b}"[::-1], 2), length))
+        else:
+            out.append((0, 0))
+    return out
+
+
+def _normal_code(lengths: list[int]) -> _Bits:
+    """A VP8L normal prefix code: the code lengths, run-length coded with a code-length code."""
+    tokens: list[tuple[int, int, int]] = []  # (symbol, extra bit count, extra bits)
+    i, n = 0, len(lengths)
+    while i < n:
+        length, run = lengths[i], 1
+        while i + run < n and lengths[i + run] == length:
+            run += 1
+        i += run
+        if length == 0:
+            while run >= 3:
+                step = min(run, 138)
+                tokens.append((18, 7, step - 11) if step >= 11 else (17, 3, step - 3))
+                run -= step
+            tokens += [(0, 0, 0)] * run
+            continue
+        tokens.append((length, 0, 0))
+        run -= 1
+        while run >= 3:
+            step = min(run, 6)
+            tokens.append((16, 2, step - 3))
+            run -= step
+        tokens += [(length, 0, 0)] * run
+    freqs = [0] * 19
+    for symbol, _, _ in tokens:
+        freqs[symbol] += 1
+    code_lengths = _huffman_lengths(freqs, 7)
+    codes = _canonical(code_lengths)
+    count = max(4, max(k + 1 for k, sym in enumerate(_CODE_ORDER) if code_lengths[sym]))
+    chunks: list[_Bits] = [(0, 1), (count - 4, 4)]
+    chunks += [(code_lengths[sym], 3) for sym in _CODE_ORDER[:count]]
+    chunks.append((0, 1))  # no max_symbol: every symbol's length follows
+    for symbol, extra, bits in tokens:
+        chunks += [codes[symbol], (bits, extra)]
+    return _cat(chunks)
+
+
+def _simple_code(*symbols: int) -> _Bits:
+    """A VP8L simple prefix code of one (0 bits per symbol) or two 8-bit symbols."""
+    if len(symbols) == 1:
+        return _cat([(1, 1), (0, 1), (1, 1), (symbols[0], 8)])
+    return _cat([(1, 1), (1, 1), (1, 1), (symbols[0], 8), (symbols[1], 8)])
+
+
+def _pack(row: bytes) -> bytes:
+    """Palette indices (< 16), two pixels a byte, the first in the low nibble (VP8L pixel bundling)."""
+    if len(row) % 2:
+        row += b"\x00"
+    low, high = row[0::2], row[1::2].translate(_NIBBLE_HIGH)
+    return (int.from_bytes(low, "little") | int.from_bytes(high, "little")).to_bytes(len(low), "little")
+
+
+def _runs_tokens(packed: bytes) -> list[_Token]:
+    """A packed row as literals and copies of the pixel to the left (runs of 3+ equal pixels)."""
+    tokens: list[_Token] = []
+    i, n = 0, len(packed)
+    while i < n:
+        value, run = packed[i], 1
+        while i + run < n and packed[i + run] == value:
+            run += 1
+        i += run
+        tokens.append(value)
+        run -= 1
+        if run < 3:
+            tokens += [value] * run
+            continue
+        while run:
+            step = min(run, _MAX_COPY)
+            tokens.append((step, _LEFT))
+            run -= step
+    return tokens
+
+
+def _above_tokens(count: int) -> list[_Token]:
+    tokens: list[_Token] = []
+    while count:
+        step = min(count, _MAX_COPY)
+        tokens.append((step, _ABOVE))
+        count -= step
+    return tokens
+
+
+def _rows_tokens(rows: list[bytes], width: int) -> list[_Token]:
+    """Rows as tokens: a row equal to the one above is a copy; the first row never refers back."""
+    tokens: list[_Token] = []
+    packed_width = (width + 1) // 2
+    previous: bytes | None = None
+    repeat = 0
+    for row in rows:
+        if row is previous or row == previous:
+            repeat += 1
+            continue
+        tokens += _above_tokens(repeat * packed_width)
+        repeat = 0
+        tokens += _runs_tokens(_pack(row))
+        previous = row
+    return tokens + _above_tokens(repeat * packed_width)
+
+
+class _VP8LCode:
+    """The main image's prefix codes, built from token counts; every symbol is codable."""
+
+    def __init__(self, token_lists: list[list[_Token]]) -> None:
+        green = [1] * _GREEN_SYMBOLS
+        for tokens in token_lists:
+            for token in tokens:
+                if isinstance(token, int):
+                    green[token] += 1
+                else:
+                    green[256 + _prefix(token[0])[0]] += 1
+        self.green = _canonical(_huffman_lengths(green, 15))
+        literal = _simple_code(0)  # red, blue, alpha: single-symbol codes, no bits (only green is read)
+        # distance symbols 0 (code 1, the pixel above) and 1 (code 2, the pixel to the left): one bit each
+        distance = _simple_code(_ABOVE - 1, _LEFT - 1)
+        self.header = _cat([_normal_code([c[1] for c in self.green]), literal, literal, literal, distance])
+        self.distance = {_ABOVE: (0, 1), _LEFT: (1, 1)}
+
+    def write(self, tokens: list[_Token]) -> _Bits:
+        green, distance = self.green, self.distance
+        value = pos = 0
+        for token in tokens:
+            if isinstance(token, int):
+                bits, count = green[token]
+                value |= bits << pos
+                pos += count
+                continue
+            length, dist = token
+            symbol, extra, extra_bits = _prefix(length)
+            bits, count = green[256 + symbol]
+            value |= (bits | extra_bits << count) << pos
+            pos += count + extra
+            bits, count = distance[dist]
+            value |= bits << pos
+            pos += count
+        return value, pos
+
+
+@dataclass(frozen=True, slots=True)
+class _WebpPlan:
+    """The VP8L cards of one size, background, model, prompt, seed length and index, as cached bits.
+
+    Per request only the palette (``head`` is followed by it) and the seed's digits (per glyph row: ``pre``,
+    one unit per digit, ``post``, then ``up`` repeating the row) are written.
+    """
+
+    head: _Bits
+    mid: _Bits  # the main image's header and the rows above the seed's glyph rows
+    pre: tuple[_Bits, ...]
+    post: tuple[_Bits, ...]
+    units: Mapping[tuple[int, str], _Bits]
+    up: _Bits
+    after: _Bits
+
+    @property
+    def size(self) -> int:
+        bits = self.head[1] + self.mid[1] + self.after[1] + sum(b[1] for b in (*self.pre, *self.post))
+        return bits // 8 + 64 * len(self.units) + 1024
+
+
+@cache
+def _fixed8_codes() -> _Bits:
+    """The palette image's codes: every byte value one 8-bit code (green, red, blue, alpha), no copies."""
+    byte = _normal_code([8] * 256)
+    return _cat([_normal_code([8] * 256 + [0] * 24), byte, byte, byte, _simple_code(0)])
+
+
+def _palette_bits(palette: bytes) -> _Bits:
+    """The colour table as VP8L stores it: ARGB deltas to the previous entry, green first, 8-bit codes."""
+    rev = _REVERSED8
+    value, pos, previous = 0, 0, (0, 0, 0, 0)
+    for i in range(0, len(palette), 3):
+        argb = (255, palette[i], palette[i + 1], palette[i + 2])
+        a, r, g, b = ((c - p) & 0xFF for c, p in zip(argb, previous, strict=True))
+        value |= (rev[g] | rev[r] << 8 | rev[b] << 16 | rev[a] << 24) << pos
+        pos += 32
+        previous = argb
+    return value, pos
+
+
+def _riff_webp(bits: _Bits) -> bytes:
+    value, count = bits
+    data = value.to_bytes((count + 7) // 8, "little")
+    pad = b"\x00" if len(data) % 2 else b""
+    return b"".join(
+        (b"RIFF", struct.pack("<I", 12 + len(data) + len(pad)), b"WEBPVP8L", struct.pack("<I", len(data)), data, pad)
+    )
+
+
 def _open(data: bytes, what: str) -> Image.Image:
     """Decode untrusted bytes; Pillow raises a grab-bag of exception types on hostile input."""
     try:
@@ -587,10 +850,7 @@ class Renderer:
         elif spec.output_format == "jpeg":
             data = self._jpeg(spec)
         else:
-            rows, palette = self._card(spec)
-            data = _save(
-                _card_image(spec.width, spec.height, rows, palette).convert("RGB"), spec.output_format, card=True
-            )
+            data = self._webp(spec)
         if cache:
             self._cache.put(spec, data)
         return data
@@ -1193,6 +1453,83 @@ class Renderer:
         y0 = layout.box[1] + layout.tops[layout.info] + top
         y1 = y0 + _DOT_ROWS * fit
         return x0 // _MCU, y0 // _MCU, -(-x1 // _MCU), -(-y1 // _MCU)
+
+    # -- WebP ----------------------------------------------------------------------------------------
+
+    def _webp(self, spec: RenderSpec) -> bytes:
+        """A lossless WebP card written from cached bits: the palette and the seed's digits per request."""
+        d = _digest("card", spec.prompt, spec.seed)
+        plan = self._webp_plan(spec, d)
+        if plan is None:  # a layout without a fast path: libwebp
+            rows, palette = self._card(spec)
+            return _save(_card_image(spec.width, spec.height, rows, palette).convert("RGB"), "webp", card=True)
+        chunks = [plan.head, _palette_bits(_palette(d, spec.index)), plan.mid]
+        if plan.pre:
+            seed, units, up = str(spec.seed), plan.units, plan.up
+            for r, (pre, post) in enumerate(zip(plan.pre, plan.post, strict=True)):
+                chunks.append(pre)
+                chunks += [units[r, c] for c in seed]
+                chunks += (post, up)
+        chunks.append(plan.after)
+        return _riff_webp(_cat(chunks))
+
+    def _webp_plan(self, spec: RenderSpec, d: bytes) -> _WebpPlan | None:
+        width, height = spec.width, spec.height
+        seed = str(spec.seed)
+        key = ("webp", width, height, _background_key(d, spec.index), spec.model, spec.prompt, len(seed), spec.index)
+        plan = cast("_WebpPlan | bool | None", self._pieces.get(key))
+        if plan is not None:
+            return None if plan is False else cast("_WebpPlan", plan)
+        plan = self._make_webp_plan(spec, seed)
+        self._pieces.put_sized(key, False if plan is None else plan, 64 if plan is None else plan.size)
+        return plan
+
+    def _make_webp_plan(self, spec: RenderSpec, seed: str) -> _WebpPlan | None:
+        width, height = spec.width, spec.height
+        layout = self._layout(width, height)
+        rows, _ = self._card(spec)
+        packed_width = (width + 1) // 2
+        glyph_rows: list[tuple[list[_Token], list[_Token]]] = []
+        units: dict[tuple[int, str], list[_Token]] = {}
+        up: list[_Token] = []
+        gy0 = gy1 = height
+        if layout is not None:
+            if layout.kinds == ("all",):
+                return None
+            text = _info_text(spec)
+            fit, left, top, kept = _info_geometry(layout, layout.heights[layout.info], len(text))
+            if kept < len(text):
+                return None
+            seed_at = len(text) - len(seed) - len(f"  #{spec.index}")
+            x0 = left + seed_at * _DOT_CELL * fit
+            odd = x0 & 1  # units start on a byte: an odd start takes the previous cell's spacing pixel
+            x0 -= odd
+            x1 = x0 + len(seed) * _DOT_CELL * fit
+            gy0 = layout.box[1] + layout.tops[layout.info] + top
+            gy1 = gy0 + _DOT_ROWS * fit
+            glyphs = _dot_rows(fit)
+            for r in range(_DOT_ROWS):
+                cells = {c: (bytes((_BOX,)) + glyphs[r][c][:-1]) if odd else glyphs[r][c] for c in "0123456789-"}
+                row = rows[gy0 + r * fit]
+                if row[x0:x1] != b"".join(cells[c] for c in seed) or any(
+                    rows[gy0 + r * fit + k] != row for k in range(1, fit)
+                ):
+                    return None  # pragma: no cover - the info line is drawn this way
+                glyph_rows.append((_runs_tokens(_pack(row[:x0])), _runs_tokens(_pack(row[x1:]))))
+                units.update({(r, c): _runs_tokens(_pack(cell)) for c, cell in cells.items()})
+            up = _above_tokens((fit - 1) * packed_width)
+        before, after = _rows_tokens(rows[:gy0], width), _rows_tokens(rows[gy1:], width)
+        code = _VP8LCode([before, after, up, *(t for pair in glyph_rows for t in pair), *units.values()])
+        head = _cat([(0x2F, 8), (width - 1, 14), (height - 1, 14), (0, 4), (1, 1), (3, 2), (14, 8), (0, 1)])
+        return _WebpPlan(
+            head=_cat([head, _fixed8_codes()]),
+            mid=_cat([(0, 3), code.header, code.write(before)]),
+            pre=tuple(code.write(pre) for pre, _ in glyph_rows),
+            post=tuple(code.write(post) for _, post in glyph_rows),
+            units=MappingProxyType({k: code.write(v) for k, v in units.items()}),
+            up=code.write(up),
+            after=code.write(after),
+        )
 
     # -- edits ---------------------------------------------------------------------------------------
 
