@@ -432,6 +432,24 @@ _RST_CYCLE: Final = tuple(bytes((0xFF, 0xD0 + k % 8)) for k in range(8 + MAX_DIM
 _RST_MARKER: Final = re.compile(rb"\xff[\xd0-\xd7]")
 
 
+_EDIT_STRIPES: Final = _TEXT + 1  # an indexed edit's palette: label colours at their card slots, stripes,
+_EDIT_FIRST: Final = _EDIT_STRIPES + 1  # then the posterised source's colours
+_EDIT_COLOURS: Final = 256 - _EDIT_FIRST
+
+
+@dataclass(frozen=True, slots=True)
+class _EditSource:
+    """An edit's seed-independent inputs at the output size; never modified (shared by threads)."""
+
+    size: tuple[int, int]
+    src: Image.Image  # RGB
+    posterized: Image.Image
+    mask: Image.Image | None  # L, 255 = edit
+    indexed: Image.Image | None  # L palette indices: the posterised colours from _EDIT_FIRST, hatching
+    colours: Image.Image | None  # RGB, one pixel per posterised colour in index order
+    png: tuple[_Piece, _Piece] | None  # IDAT pieces of the indexed rows above and below the label
+
+
 @dataclass(frozen=True, slots=True)
 class _JpegPlan:
     """How to assemble the JPEG cards of one size, background, model, prompt, seed length and index.
@@ -1071,10 +1089,16 @@ class Renderer:
         layout = self._layout(spec.width, spec.height)
         if layout is None:
             return None
-        head, base, tail = self._label_bands(spec.model, spec.prompt, layout)
-        rows = [*head, *_expand(_info_runs(layout, base, _info_text(spec))), *tail]
+        key = ("label", layout, spec.model, spec.prompt)
+        bands = cast("tuple[bytes, list[bytes], bytes] | None", self._pieces.get(key))
+        if bands is None:
+            head, base, tail = self._label_bands(spec.model, spec.prompt, layout)
+            bands = (b"".join(head), base, b"".join(tail))
+            self._pieces.put_sized(key, bands, 2 * (len(bands[0]) + len(bands[2])) + 2 * len(b"".join(base)) + 256)
+        head_bytes, base, tail_bytes = bands
+        info = b"".join(_expand(_info_runs(layout, list(base), _info_text(spec))))
         x0, y0, x1, y1 = layout.box
-        return layout.box, Image.frombytes("L", (x1 - x0, y1 - y0), b"".join(rows))
+        return layout.box, Image.frombytes("L", (x1 - x0, y1 - y0), head_bytes + info + tail_bytes)
 
     # -- PNG -----------------------------------------------------------------------------------------
 
@@ -1534,33 +1558,138 @@ class Renderer:
     # -- edits ---------------------------------------------------------------------------------------
 
     def _edit(self, spec: RenderSpec, source: bytes, mask: bytes | None, keep_source_size: bool) -> bytes:
-        src_image = _open(source, "image")
-        size = src_image.size if keep_source_size else (spec.width, spec.height)
+        prepared = self._edit_source(source, mask, (spec.width, spec.height), keep_source_size)
+        size = prepared.size
         spec = replace(spec, width=size[0], height=size[1])  # the label shows the real output size
-        # Without a mask, OpenAI edits the source's transparent area; an opaque source is edited all over.
-        edit_mask = _transparent_area(src_image) if mask is None else _edit_mask(_open(mask, "mask"))
-        src = _flatten(src_image)
-        if src.size != size:
-            src = src.resize(size, Image.Resampling.BILINEAR)
         d = _digest("edit", spec.prompt, spec.seed)
         palette = _palette(d, spec.index)
         colour = tuple(palette[3 * (d[13] % _K) : 3 * (d[13] % _K) + 3])
-        tint = Image.new("RGB", size, colour)
-        edited = Image.blend(ImageOps.posterize(src, 3), tint, 0.45)
         # diagonal stripes in the opposite colour: the edited area stays unmistakable even when the
         # seed's tint happens to be close to the source's own colours
-        stripes = Image.new("RGB", size, tuple(255 - c for c in colour))
-        edited = Image.composite(stripes, edited, _hatch(size))
-        if edit_mask is not None:
-            if edit_mask.size != size:
-                edit_mask = edit_mask.resize(size, Image.Resampling.BILINEAR)
-            edited = Image.composite(edited, src, edit_mask)
+        stripes = tuple(255 - c for c in colour)
+        if prepared.indexed is not None and prepared.colours is not None:
+            # the same arithmetic as blending the whole picture, on each of its colours once
+            tinted = Image.blend(prepared.colours, Image.new("RGB", prepared.colours.size, colour), 0.45)
+            colours = bytes(3 * _BOX) + palette[3 * _BOX :] + bytes(stripes) + tinted.tobytes()
+            if spec.output_format == "png" and prepared.png is not None:
+                return self._edit_png(spec, prepared.png, colours)
+            indexed = prepared.indexed.copy()
+            label = self._label(spec)
+            if label is not None:
+                indexed.paste(label[1], label[0][:2])  # label indices _BOX.._TEXT: their own palette slots
+            indexed.putpalette(colours)
+            return _save(indexed.convert("RGB"), spec.output_format)
         label = self._label(spec)
+        edited = Image.blend(prepared.posterized, Image.new("RGB", size, colour), 0.45)
+        edited = Image.composite(Image.new("RGB", size, stripes), edited, self._hatch(size))
+        if prepared.mask is not None:
+            edited = Image.composite(edited, prepared.src, prepared.mask)
         if label is not None:
             box, tile = label
             tile.putpalette(palette)
             edited.paste(tile.convert("RGB"), box[:2])
         return _save(edited, spec.output_format)
+
+    def _edit_source(
+        self, source: bytes, mask: bytes | None, size: tuple[int, int], keep_source_size: bool
+    ) -> _EditSource:
+        """Everything of an edit that does not depend on the seed, cached by the inputs' digests.
+
+        An unmasked opaque source whose posterised picture has at most 240 colours is also prepared as
+        palette indices (hatching included): an edit is then that image, the label and a palette.
+        """
+        key = (
+            "edit-source",
+            hashlib.sha256(source).digest(),
+            None if mask is None else hashlib.sha256(mask).digest(),
+            None if keep_source_size else size,
+        )
+        prepared = cast("_EditSource | None", self._pieces.get(key))
+        if prepared is not None:
+            return prepared
+        src_image = _open(source, "image")
+        size = src_image.size if keep_source_size else size
+        # Without a mask, OpenAI edits the source's transparent area; an opaque source is edited all over.
+        edit_mask = _transparent_area(src_image) if mask is None else _edit_mask(_open(mask, "mask"))
+        src = _flatten(src_image)
+        if src.size != size:
+            src = src.resize(size, Image.Resampling.BILINEAR)
+        if edit_mask is not None and edit_mask.size != size:
+            edit_mask = edit_mask.resize(size, Image.Resampling.BILINEAR)
+        posterized = ImageOps.posterize(src, 3)
+        indexed = colours = None
+        found = posterized.getcolors(_EDIT_COLOURS) if edit_mask is None else None
+        if found:
+            colours = Image.new("RGB", (len(found), 1))
+            colours.putdata([c for _, c in found])
+            lookup = Image.new("P", (1, 1))
+            # padded with a colour no posterised pixel has (its channels are multiples of 32)
+            lookup.putpalette(colours.tobytes() + b"\x01\x02\x03" * (256 - len(found)))
+            quantized = posterized.quantize(palette=lookup, dither=Image.Dither.NONE)
+            high = quantized.getextrema()[1]
+            if (
+                isinstance(high, int)
+                and high < len(found)
+                and quantized.convert("RGB").tobytes() == posterized.tobytes()
+            ):
+                shifted = Image.frombytes("L", size, quantized.tobytes()).point(lambda v: v + _EDIT_FIRST)
+                indexed = Image.composite(Image.new("L", size, _EDIT_STRIPES), shifted, self._hatch(size))
+            else:  # pragma: no cover - an exact palette maps every colour to itself
+                colours = None
+        png = None
+        if indexed is not None:  # the rows above and below the label, deflated once
+            layout = self._layout(*size)
+            y0, y1 = (size[1], size[1]) if layout is None else layout.box[1::2]
+            raw = indexed.tobytes()
+            rows = [raw[i : i + size[0]] for i in range(0, len(raw), size[0])]
+            png = (
+                _idat_piece(*self._deflate_rows(rows[:y0]), b64=False),
+                _idat_piece(*self._deflate_rows(rows[y1:]), b64=False),
+            )
+        pixels = size[0] * size[1]
+        prepared = _EditSource(size, src, posterized, edit_mask, indexed, colours, png)
+        self._pieces.put_sized(key, prepared, pixels * (7 if indexed is None else 8) + 1024)
+        return prepared
+
+    def _edit_png(self, spec: RenderSpec, around: tuple[_Piece, _Piece], palette: bytes) -> bytes:
+        """An indexed edit as a PNG spliced like a card's: cached rows around the label, the label's bands."""
+        width, height = spec.width, spec.height
+        before, after = around
+        pieces = [before]
+        adler = _adler32_combine(1, before.adler, before.length)
+        layout = self._layout(width, height)
+        if layout is not None:
+            head, tail = self._label_pieces(spec.model, spec.prompt, layout)
+            adler = _adler32_combine(adler, head.adler, head.length)
+            base = tuple(self._info_base(spec.model, layout))
+            info = self._info_fast(layout, base, spec, adler)
+            if info is None:
+                info = _deflate_runs(_info_runs(layout, list(base), _info_text(spec)), adler)
+            deflated, adler = info
+            adler = _adler32_combine(adler, tail.adler, tail.length)
+            pieces += [head, _idat_piece(deflated, 0, 0, b64=False), tail]
+        pieces.append(after)
+        adler = _adler32_combine(adler, after.adler, after.length)
+        ihdr = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
+        return b"".join(
+            (
+                _PNG_SIGNATURE,
+                ihdr,
+                _png_chunk(b"PLTE", palette),
+                _ZLIB_IDAT,
+                *(p.chunk for p in pieces),
+                _png_chunk(b"IDAT", _FINAL_BLOCK + struct.pack(">I", adler)),
+                _IEND,
+            )
+        )
+
+    def _hatch(self, size: tuple[int, int]) -> Image.Image:
+        key = ("hatch", size)
+        hatch = cast("Image.Image | None", self._pieces.get(key))
+        if hatch is None:
+            hatch = _hatch(size)
+            self._pieces.put_sized(key, hatch, size[0] * size[1] + 256)
+        return hatch
 
 
 def _info_geometry(layout: _Layout, rows: int, chars: int) -> tuple[int, int, int, int]:
