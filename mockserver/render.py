@@ -915,7 +915,7 @@ class Renderer:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        data = self._edit(spec, source, mask, keep_source_size)
+        data = self._edit(spec, source, mask, keep_source_size, key[2:4])
         if cache:
             self._cache.put(key, data)
         return data
@@ -1557,8 +1557,10 @@ class Renderer:
 
     # -- edits ---------------------------------------------------------------------------------------
 
-    def _edit(self, spec: RenderSpec, source: bytes, mask: bytes | None, keep_source_size: bool) -> bytes:
-        prepared = self._edit_source(source, mask, (spec.width, spec.height), keep_source_size)
+    def _edit(
+        self, spec: RenderSpec, source: bytes, mask: bytes | None, keep_source_size: bool, digests: tuple[object, ...]
+    ) -> bytes:
+        prepared = self._edit_source(source, mask, (spec.width, spec.height), keep_source_size, digests)
         size = prepared.size
         spec = replace(spec, width=size[0], height=size[1])  # the label shows the real output size
         d = _digest("edit", spec.prompt, spec.seed)
@@ -1591,19 +1593,19 @@ class Renderer:
         return _save(edited, spec.output_format)
 
     def _edit_source(
-        self, source: bytes, mask: bytes | None, size: tuple[int, int], keep_source_size: bool
+        self,
+        source: bytes,
+        mask: bytes | None,
+        size: tuple[int, int],
+        keep_source_size: bool,
+        digests: tuple[object, ...],
     ) -> _EditSource:
         """Everything of an edit that does not depend on the seed, cached by the inputs' digests.
 
         An unmasked opaque source whose posterised picture has at most 240 colours is also prepared as
         palette indices (hatching included): an edit is then that image, the label and a palette.
         """
-        key = (
-            "edit-source",
-            hashlib.sha256(source).digest(),
-            None if mask is None else hashlib.sha256(mask).digest(),
-            None if keep_source_size else size,
-        )
+        key = ("edit-source", *digests, None if keep_source_size else size)  # digests: source's, mask's
         prepared = cast("_EditSource | None", self._pieces.get(key))
         if prepared is not None:
             return prepared
