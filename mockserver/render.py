@@ -425,6 +425,7 @@ def _idat_piece(deflated: bytes, adler: int, length: int, *, b64: bool = True) -
 # -- JPEG pieces ------------------------------------------------------------------------------------
 _MCU: Final = 16  # 4:2:0: one minimum coded unit is 16x16 pixels
 _STRIP_MCUS: Final = 256  # distinct MCUs per row of the strip they are encoded in
+_LABEL_SLOT: Final = 1 << 40  # while planning: label-only MCUs are numbered from here
 _JPEG_SPLICE_OPTIONS: Final[Mapping[str, object]] = MappingProxyType(
     {"quality": 85, "subsampling": 2, "restart_marker_blocks": 1}
 )
@@ -462,9 +463,11 @@ class _JpegPlan:
     header: bytes
     layout: _Layout | None
     cols: int
-    strip: bytes
-    strip_size: tuple[int, int]
+    strip: tuple[bytes, tuple[int, int]]  # palette indices, size
     n_static: int
+    label_strip: tuple[bytes, tuple[int, int]]  # the MCUs in label colours only: encoded once per hue
+    n_label: int
+    label_key: bytes
     kinds: tuple[tuple[int, ...], ...]
     grid: tuple[int, ...]
     rect: tuple[int, int, int, int] | None
@@ -473,7 +476,14 @@ class _JpegPlan:
     @property
     def size(self) -> int:
         rect = sum(len(r) if isinstance(r, bytes) else 8 for r in self.rect_src)
-        return len(self.strip) + 8 * self.cols * len(self.kinds) + 8 * len(self.grid) + rect + 1024
+        return (
+            len(self.strip[0])
+            + len(self.label_strip[0])
+            + 8 * self.cols * len(self.kinds)
+            + 8 * len(self.grid)
+            + rect
+            + 1024
+        )
 
 
 def _crop_padded(row: bytes, x0: int, x1: int, width: int) -> bytes:
@@ -493,8 +503,23 @@ def _jpeg_split(data: bytes) -> tuple[bytes, bytes]:
     raise ValueError("no SOS segment")  # pragma: no cover - libjpeg always writes one
 
 
-def _jpeg_pieces(image: Image.Image) -> list[bytes]:
-    """Each MCU's entropy-coded bytes of a card image (palette indices), in raster order."""
+def _mcu_strip(blocks: list[bytes]) -> tuple[bytes, tuple[int, int]]:
+    """16x16 blocks side by side (rows of _STRIP_MCUS) as one image's pixels, and its size."""
+    blocks = blocks or [bytes(_MCU * _MCU)]
+    per_row = min(len(blocks), _STRIP_MCUS)
+    blocks += [blocks[0]] * (-len(blocks) % per_row)
+    strip = b"".join(
+        b"".join(block[y * _MCU : (y + 1) * _MCU] for block in blocks[i : i + per_row])
+        for i in range(0, len(blocks), per_row)
+        for y in range(_MCU)
+    )
+    return strip, (per_row * _MCU, len(blocks) // per_row * _MCU)
+
+
+def _jpeg_pieces(pixels: tuple[bytes, tuple[int, int]], palette: bytes) -> list[bytes]:
+    """Each MCU's entropy-coded bytes of card pixels (palette indices, size), in raster order."""
+    image = Image.frombytes("L", pixels[1], pixels[0])
+    image.putpalette(palette)
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", **_JPEG_SPLICE_OPTIONS)
     return _RST_MARKER.split(_jpeg_split(buffer.getvalue())[1])
@@ -1364,15 +1389,21 @@ class Renderer:
         d = _digest("card", spec.prompt, spec.seed)
         plan = self._jpeg_plan(spec, d)
         palette = _palette(d, spec.index)
-        pieces = _jpeg_pieces(_card_image(plan.strip_size[0], plan.strip_size[1], [plan.strip], palette))
-        del pieces[plan.n_static :]
+        pieces = _jpeg_pieces(plan.strip, palette)[: plan.n_static]
+        if plan.n_label:
+            hue_key = ("jpeg-label", plan.label_key, palette[3 * _BOX : 3 * _BOX + 3])  # the box colour: the hue
+            label = cast("list[bytes] | None", self._pieces.get(hue_key))
+            if label is None:
+                label = _jpeg_pieces(plan.label_strip, palette)[: plan.n_label]
+                self._pieces.put_sized(hue_key, label, sum(map(len, label)) + 48 * len(label) + 128)
+            pieces += label
         if plan.rect is not None:
             layout = cast("_Layout", plan.layout)
             info = _expand(_info_runs(layout, list(self._info_base(spec.model, layout)), _info_text(spec)))
             x0, x1 = plan.rect[0] * _MCU, plan.rect[2] * _MCU
             width = spec.width
             rows = [src if isinstance(src, bytes) else _crop_padded(info[src], x0, x1, width) for src in plan.rect_src]
-            pieces += _jpeg_pieces(_card_image(x1 - x0, len(rows), rows, palette))
+            pieces += _jpeg_pieces((b"".join(rows), (x1 - x0, len(rows))), palette)
         cols = plan.cols
         out = [plan.header]
         built: dict[tuple[int, int], bytes] = {}
@@ -1408,6 +1439,7 @@ class Renderer:
         rect = self._jpeg_rect(spec, layout)
         c0, r0, c1, r1 = rect if rect is not None else (0, 0, 0, 0)
         slots: dict[bytes, int] = {}
+        label_slots: dict[bytes, int] = {}
         kinds: dict[tuple[int, ...], int] = {}
         by_band: dict[tuple[int, ...], int] = {}
         grid: list[int] = []
@@ -1425,20 +1457,22 @@ class Renderer:
                     continue
                 x = mx * _MCU
                 block = b"".join([r[x : x + _MCU] for r in band])
-                ids.append(slots.setdefault(block, len(slots)))
+                if min(block) >= _BOX:  # label colours only: the same for every seed of one hue
+                    ids.append(_LABEL_SLOT + label_slots.setdefault(block, len(label_slots)))
+                else:
+                    ids.append(slots.setdefault(block, len(slots)))
             kind = kinds.setdefault(tuple(ids), len(kinds))
             if not in_rect:
                 by_band[band_key] = kind
             grid.append(kind)
-        n_static = len(slots)
-        blocks = list(slots) or [bytes(_MCU * _MCU)]
-        per_row = min(len(blocks), _STRIP_MCUS)
-        blocks += [blocks[0]] * (-len(blocks) % per_row)
-        strip = b"".join(
-            b"".join(block[y * _MCU : (y + 1) * _MCU] for block in blocks[i : i + per_row])
-            for i in range(0, len(blocks), per_row)
-            for y in range(_MCU)
-        )
+        n_static, n_label = len(slots), len(label_slots)
+        strip, label_strip = _mcu_strip(list(slots)), _mcu_strip(list(label_slots))
+
+        def number(i: int) -> int:
+            if i < 0:  # the seed's MCUs come last
+                return n_static + n_label - 1 - i
+            return n_static + i - _LABEL_SLOT if i >= _LABEL_SLOT else i
+
         rect_src: list[bytes | int] = []
         if rect is not None:
             assert layout is not None
@@ -1453,9 +1487,11 @@ class Renderer:
             layout=layout,
             cols=cols,
             strip=strip,
-            strip_size=(per_row * _MCU, len(strip) // (per_row * _MCU)),
             n_static=n_static,
-            kinds=tuple(tuple(n_static - 1 - i if i < 0 else i for i in ids) for ids in kinds),
+            label_strip=label_strip,
+            n_label=n_label,
+            label_key=hashlib.sha256(label_strip[0]).digest() if n_label else b"",
+            kinds=tuple(tuple(map(number, ids)) for ids in kinds),
             grid=tuple(grid),
             rect=rect,
             rect_src=tuple(rect_src),
