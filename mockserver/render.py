@@ -426,6 +426,7 @@ def _idat_piece(deflated: bytes, adler: int, length: int, *, b64: bool = True) -
 _MCU: Final = 16  # 4:2:0: one minimum coded unit is 16x16 pixels
 _STRIP_MCUS: Final = 256  # distinct MCUs per row of the strip they are encoded in
 _LABEL_SLOT: Final = 1 << 40  # while planning: label-only MCUs are numbered from here
+_LABEL_INDICES: Final = bytes(range(_BOX, _TEXT + 1))
 _JPEG_SPLICE_OPTIONS: Final[Mapping[str, object]] = MappingProxyType(
     {"quality": 85, "subsampling": 2, "restart_marker_blocks": 1}
 )
@@ -1433,8 +1434,8 @@ class Renderer:
         rows, _ = self._card(spec)
         cols, mcu_rows = -(-width // _MCU), -(-height // _MCU)
         pad = cols * _MCU - width
-        padded_by_id: dict[int, bytes] = {}
-        padded = [padded_by_id.setdefault(id(row), row + row[-1:] * pad) if pad else row for row in rows]
+        unique: dict[bytes, bytes] = {}  # equal rows made one object, so equal bands are found by identity
+        padded = [unique.setdefault(row, row) for row in (row + row[-1:] * pad if pad else row for row in rows)]
         padded += [padded[-1]] * (mcu_rows * _MCU - height)
         rect = self._jpeg_rect(spec, layout)
         c0, r0, c1, r1 = rect if rect is not None else (0, 0, 0, 0)
@@ -1451,16 +1452,23 @@ class Renderer:
                 grid.append(by_band[band_key])
                 continue
             ids: list[int] = []
+            flat = band.count(band[0]) == _MCU  # one row 16 times: a block is 16 copies of a slice
             for mx in range(cols):
                 if in_rect and c0 <= mx < c1:
                     ids.append(-1 - ((my - r0) * (c1 - c0) + mx - c0))  # the seed's MCUs, numbered later
                     continue
                 x = mx * _MCU
-                block = b"".join([r[x : x + _MCU] for r in band])
-                if min(block) >= _BOX:  # label colours only: the same for every seed of one hue
-                    ids.append(_LABEL_SLOT + label_slots.setdefault(block, len(label_slots)))
-                else:
-                    ids.append(slots.setdefault(block, len(slots)))
+                block = band[0][x : x + _MCU] * _MCU if flat else b"".join([r[x : x + _MCU] for r in band])
+                slot = slots.get(block)
+                if slot is None:
+                    slot = label_slots.get(block)
+                    if slot is not None:
+                        slot += _LABEL_SLOT
+                    elif not block.translate(None, _LABEL_INDICES):  # label colours only: one encode a hue
+                        slot = _LABEL_SLOT + label_slots.setdefault(block, len(label_slots))
+                    else:
+                        slot = slots.setdefault(block, len(slots))
+                ids.append(slot)
             kind = kinds.setdefault(tuple(ids), len(kinds))
             if not in_rect:
                 by_band[band_key] = kind
