@@ -548,6 +548,7 @@ _CODE_ORDER: Final = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 
 _MAX_COPY: Final = 4096
 _ABOVE, _LEFT = 1, 2  # VP8L distance codes of the pixel above and the pixel to the left
 _GREEN_SYMBOLS: Final = 256 + 24
+_RUN: Final = re.compile(rb"(.)\1*", re.DOTALL)
 _NIBBLE_HIGH: Final = bytes((v << 4) & 0xFF for v in range(256))
 _REVERSED8: Final = tuple(int(f"{v:08b}"[::-1], 2) for v in range(256))
 _Bits = tuple[int, int]  # (value, bit count), written LSB first
@@ -668,12 +669,9 @@ def _pack(row: bytes) -> bytes:
 def _runs_tokens(packed: bytes) -> list[_Token]:
     """A packed row as literals and copies of the pixel to the left (runs of 3+ equal pixels)."""
     tokens: list[_Token] = []
-    i, n = 0, len(packed)
-    while i < n:
-        value, run = packed[i], 1
-        while i + run < n and packed[i + run] == value:
-            run += 1
-        i += run
+    for match in _RUN.finditer(packed):
+        start, end = match.span()
+        value, run = packed[start], end - start
         tokens.append(value)
         run -= 1
         if run < 3:
