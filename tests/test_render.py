@@ -10,12 +10,13 @@ import subprocess
 import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 from mockserver.render import (
     MEDIA_TYPES,
@@ -578,3 +579,107 @@ def test_without_a_pieces_cache_nothing_changes() -> None:
     for fmt in OUTPUT_FORMATS:
         s = spec(width=300, height=200, seed=5, output_format=fmt)
         assert Renderer(pieces_bytes=0).render(s) == Renderer().render(s)
+
+
+# -- JPEG, WebP and edits: spliced per request, the same pictures -------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    width=st.integers(1, 1200),
+    height=st.integers(1, 1200),
+    seed=st.one_of(st.integers(0, 2**32 - 1), st.integers(-(2**40), 2**40)),
+    index=st.integers(0, 12),
+)
+def test_jpeg_and_webp_show_the_png_picture(width: int, height: int, seed: int, index: int) -> None:
+    """WebP is lossless: exactly the PNG's pixels; the JPEG is the same picture up to compression."""
+    renderer = Renderer(cache_bytes=0)
+    s = spec(width=width, height=height, seed=seed, index=index)
+    png = rgb(renderer.render(s))
+    webp = decode(renderer.render(replace(s, output_format="webp")))
+    jpeg = decode(renderer.render(replace(s, output_format="jpeg")))
+    assert (webp.format, webp.size, jpeg.format, jpeg.size) == ("WEBP", (width, height), "JPEG", (width, height))
+    assert webp.convert("RGB").tobytes() == png.tobytes()
+    if min(width, height) >= 128:  # smaller cards are mostly edges, which any q85 4:2:0 JPEG blurs
+        assert mean_abs_diff(jpeg, png) < 16
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_the_seed_is_printed_in_jpeg_and_webp(fmt: OutputFormat) -> None:
+    renderer = Renderer()
+    box = renderer.label_box(1024, 1024)
+    assert box is not None
+    a = rgb(renderer.render(spec(width=1024, height=1024, seed=1111111111, output_format=fmt)))
+    b = rgb(renderer.render(spec(width=1024, height=1024, seed=2222222222, output_format=fmt)))
+    png = rgb(renderer.render(spec(width=1024, height=1024, seed=1111111111)))
+    assert mean_abs_diff(a, png, box) < 8  # the label, digits included, as the PNG shows it
+    light = sum(1 for v in a.convert("L").crop(box).tobytes() if v > 200)
+    assert light > 0.01 * (box[2] - box[0]) * (box[3] - box[1])
+    assert a.crop(box).tobytes() != b.crop(box).tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_many_jpeg_and_webp_seeds_are_all_different_pictures(fmt: OutputFormat) -> None:
+    renderer = Renderer()
+    pictures = {
+        rgb(renderer.render(spec(width=512, height=512, seed=seed, output_format=fmt), cache=False)).tobytes()
+        for seed in range(40)
+    }
+    assert len(pictures) == 40
+
+
+@pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
+def test_a_repeated_seed_gives_the_same_bytes_after_other_seeds(fmt: OutputFormat) -> None:
+    """Whatever the shared pieces hold (other seeds, lengths, hues), a seed's image is the same bytes."""
+    s = spec(width=1024, height=1024, seed=987654321, index=2, output_format=fmt)
+    cold = Renderer(cache_bytes=0, pieces_bytes=0).render(s)
+    warm = Renderer()
+    for seed in [*range(40), *range(987654300, 987654340)]:
+        warm.render(spec(width=1024, height=1024, seed=seed, index=2, output_format=fmt), cache=False)
+    assert warm.render(s, cache=False) == cold
+    assert base64.b64decode(warm.render_b64_json(s, cache=False)[1:-1]) == cold
+
+
+@pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
+def test_edits_are_the_same_bytes_whatever_was_edited_before(fmt: OutputFormat) -> None:
+    source, other = encode(photo(256, 256)), encode(photo(200, 120), "JPEG")
+    s = spec(seed=424242, output_format=fmt)
+    cold = Renderer(cache_bytes=0, pieces_bytes=0).render_edit(s, source)
+    warm = Renderer()
+    for seed in range(20):
+        warm.render_edit(spec(seed=seed, output_format=fmt), source, cache=False)
+        warm.render_edit(spec(seed=seed, output_format=fmt), other, cache=False)
+    assert warm.render_edit(s, source, cache=False) == cold
+    assert warm.render_edit(s, source, cache=False) == cold
+
+
+def test_edit_png_is_well_formed_and_shows_the_seed() -> None:
+    renderer = Renderer()
+    source = encode(photo(400, 300))
+    a = renderer.render_edit(spec(seed=1111111111), source)
+    b = renderer.render_edit(spec(seed=2222222222), source)
+    for data in (a, b):
+        parts = chunks(data)
+        assert [tag for tag, _ in parts][:2] == [b"IHDR", b"PLTE"] and parts[-1][0] == b"IEND"
+        raw = zlib.decompress(b"".join(body for tag, body in parts if tag == b"IDAT"))
+        assert len(raw) == 300 * (400 + 1)
+    box = renderer.label_box(400, 300)
+    assert box is not None
+    assert rgb(a).crop(box).tobytes() != rgb(b).crop(box).tobytes()
+    outside = outside_label(renderer, 400, 300)
+    assert masked_mean_diff(rgb(a), rgb(b), outside) > 0  # the tint differs too
+
+
+@pytest.mark.parametrize("colours", [64, 4096])  # few colours (a palette) and many (truecolour)
+def test_edits_of_few_and_many_colour_sources_agree_on_what_is_kept(colours: int) -> None:
+    """The palette path (few posterised colours) and the general one both keep the label and tint."""
+    side = 64 if colours == 64 else 512
+    if colours > 64:
+        source = Image.merge("RGB", [Image.effect_noise((side, side), 120) for _ in range(3)])
+        assert ImageOps.posterize(source, 3).getcolors(256) is None  # more than a palette holds
+    else:
+        source = photo(side, side)
+    renderer = Renderer()
+    out = rgb(renderer.render_edit(spec(), encode(source)))
+    assert out.size == (side, side)
+    assert mean_abs_diff(source, out) > 10
