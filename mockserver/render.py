@@ -9,8 +9,13 @@ Why it looks the way it does: contract suites request thousands of images, so re
 The picture is a test card made of flat tiles and grid lines (a seed-dependent palette and pattern) with
 a centred label box. Flat tiles mean most pixel rows repeat; the PNG path exploits that with a small
 purpose-built encoder (repeated rows become PNG "Up"-filtered zero rows whose deflate output is cached
-and spliced in), so a 1024x1024 PNG costs about a millisecond instead of the ~25 ms of a naive Pillow
-gradient + save. JPEG/WebP and edits go through Pillow.
+and spliced in), so a 1024x1024 PNG costs well under a millisecond instead of the ~25 ms of a naive Pillow
+gradient + save. The other formats splice too, and decode to the same pixels as a whole-image encode:
+a JPEG is assembled from independently coded 16x16 MCUs (a restart marker after each, fixed tables), of
+which only the few hundred distinct ones are encoded by libjpeg per request; a lossless WebP is VP8L
+written from cached bits (colour-indexed, one set of prefix codes per layout), only the palette and the
+seed's digits per request. An edit prepares its source once per input digest (decoded, resized,
+posterised, hatched; as palette indices when it has few colours), so a repeated source costs a palette.
 
 Thread-safety: one :class:`Renderer` may be shared by all threads of a pool. Its caches are guarded by
 locks, FreeType text rendering is serialised (FreeType faces are not thread-safe), and the expensive
@@ -860,8 +865,9 @@ class Renderer:
     Safe to call from many threads at once (see the module docstring).
 
     Two caches: encoded images by :class:`RenderSpec` (``cache_bytes``; skipped with ``cache=False``, for
-    images nobody can ask for again) and the seed-independent parts of PNG cards (``pieces_bytes``: the
-    deflated background and label rows shared by every seed of one size, model and prompt).
+    images nobody can ask for again) and the seed-independent parts (``pieces_bytes``: the deflated
+    background and label rows shared by every seed of one size, model and prompt, the JPEG/WebP plans and
+    per-hue label MCUs, an edit's prepared source).
     """
 
     def __init__(self, cache_bytes: int = 256 * 1024 * 1024, *, pieces_bytes: int = 32 * 1024 * 1024) -> None:
