@@ -509,11 +509,15 @@ def _jpeg_split(data: bytes) -> tuple[bytes, bytes]:
     raise ValueError("no SOS segment")  # pragma: no cover - libjpeg always writes one
 
 
-def _mcu_strip(blocks: list[bytes]) -> tuple[bytes, tuple[int, int]]:
-    """16x16 blocks side by side (rows of _STRIP_MCUS) as one image's pixels, and its size."""
-    blocks = blocks or [bytes(_MCU * _MCU)]
-    per_row = min(len(blocks), _STRIP_MCUS)
-    blocks += [blocks[0]] * (-len(blocks) % per_row)
+def _mcu_strip(blocks: list[bytes], per_row: int = 0) -> tuple[bytes, tuple[int, int]]:
+    """16x16 blocks side by side, ``per_row`` a row (else balanced rows of <= _STRIP_MCUS), as one
+    image's pixels, and its size. The last row is padded with copies of the first block."""
+    if not blocks:
+        return b"", (per_row * _MCU, 0)
+    if not per_row:
+        rows = -(-len(blocks) // _STRIP_MCUS)
+        per_row = -(-len(blocks) // rows)
+    blocks = blocks + [blocks[0]] * (-len(blocks) % per_row)
     strip = b"".join(
         b"".join(block[y * _MCU : (y + 1) * _MCU] for block in blocks[i : i + per_row])
         for i in range(0, len(blocks), per_row)
@@ -1394,7 +1398,19 @@ class Renderer:
         d = _digest("card", spec.prompt, spec.seed)
         plan = self._jpeg_plan(spec, d)
         palette = _palette(d, spec.index)
-        pieces = _jpeg_pieces(plan.strip, palette)[: plan.n_static]
+        strip, (strip_width, strip_height) = plan.strip
+        n_rect = 0
+        if plan.rect is not None:
+            layout = cast("_Layout", plan.layout)
+            info = _expand(_info_runs(layout, list(self._info_base(spec.model, layout)), _info_text(spec)))
+            x0, x1 = plan.rect[0] * _MCU, plan.rect[2] * _MCU
+            width = spec.width
+            rows = [src if isinstance(src, bytes) else _crop_padded(info[src], x0, x1, width) for src in plan.rect_src]
+            n_rect = (plan.rect[2] - plan.rect[0]) * (plan.rect[3] - plan.rect[1])
+            strip = b"".join(rows) + strip
+            strip_height += len(rows)
+        encoded = _jpeg_pieces((strip, (strip_width, strip_height)), palette) if strip else []
+        pieces = encoded[n_rect : n_rect + plan.n_static]
         if plan.n_label:
             hue_key = ("jpeg-label", plan.label_key, palette[3 * _BOX : 3 * _BOX + 3])  # the box colour: the hue
             label = cast("list[bytes] | None", self._pieces.get(hue_key))
@@ -1402,13 +1418,7 @@ class Renderer:
                 label = _jpeg_pieces(plan.label_strip, palette)[: plan.n_label]
                 self._pieces.put_sized(hue_key, label, sum(map(len, label)) + 48 * len(label) + 128)
             pieces += label
-        if plan.rect is not None:
-            layout = cast("_Layout", plan.layout)
-            info = _expand(_info_runs(layout, list(self._info_base(spec.model, layout)), _info_text(spec)))
-            x0, x1 = plan.rect[0] * _MCU, plan.rect[2] * _MCU
-            width = spec.width
-            rows = [src if isinstance(src, bytes) else _crop_padded(info[src], x0, x1, width) for src in plan.rect_src]
-            pieces += _jpeg_pieces((b"".join(rows), (x1 - x0, len(rows))), palette)
+        pieces += encoded[:n_rect]
         cols = plan.cols
         out = [plan.header]
         built: dict[tuple[int, int], bytes] = {}
@@ -1478,7 +1488,8 @@ class Renderer:
                 by_band[band_key] = kind
             grid.append(kind)
         n_static, n_label = len(slots), len(label_slots)
-        strip, label_strip = _mcu_strip(list(slots)), _mcu_strip(list(label_slots))
+        # the seed's rectangle goes on top of the strip, which is as wide, so one encode makes both
+        strip, label_strip = _mcu_strip(list(slots), c1 - c0), _mcu_strip(list(label_slots))
 
         def number(i: int) -> int:
             if i < 0:  # the seed's MCUs come last
