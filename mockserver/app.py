@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from .signing import FILES_PREFIX
 
 log = logging.getLogger("mockserver")
 
+LIGHT_SECONDS = 0.0005  # an answer this quick is cheaper on the loop than a thread hop
 LIGHT_BODY_BYTES = 4096  # a larger body is parsed (and maybe decoded) in a worker thread, always
 LEARNED_LIGHT = 4096  # how many light requests are remembered
 _KEY_IN_PATH = re.compile(r"(/_mock/balances/)[^/?\s]+")
@@ -81,11 +83,11 @@ class Offload:
 
     Catalogs, admin calls and other body-less reads stay on the event loop (they are cheap). Anything
     that may parse a large body, decode an input or render an image runs in a worker thread, at most
-    ``threads`` at once (Pillow and zlib release the GIL). A small request that was answered without
-    rendering anything (the renderer's cache missed nothing: a fixed seed's cached image, a refusal)
-    is remembered, and its repeats stay on the loop: a thread hop would cost the cached path more
-    than the work itself. If such a repeat does render after all (its image was evicted), it is
-    forgotten again.
+    ``threads`` at once (Pillow and zlib release the GIL), until it has shown itself cheap: a small
+    request whose answer took less than ``LIGHT_SECONDS`` (a cached image, a card spliced from cached
+    pieces, a refusal) is remembered, and its repeats stay on the loop, where a thread hop would cost
+    more than the work. A remembered request that turns out slow on the loop is forgotten again, so
+    the loop is never held longer than one such answer.
     """
 
     def __init__(self, engine: Engine, threads: int) -> None:
@@ -102,9 +104,9 @@ class Offload:
             return self._engine.handle(request)
         key = _light_key(request)
         if key is not None and key in self._light:
-            before = self._misses()
+            started = time.perf_counter()
             response = self._engine.handle(request)
-            if self._misses() != before:
+            if time.perf_counter() - started > LIGHT_SECONDS:
                 self._remember(key, light=False)
             return response
         if self._limiter is None:
@@ -112,14 +114,11 @@ class Offload:
         return await anyio.to_thread.run_sync(self._in_worker, request, key, limiter=self._limiter)
 
     def _in_worker(self, request: MockRequest, key: tuple[Any, ...] | None) -> MockResponse:
-        before = self._misses()
+        started = time.perf_counter()
         response = self._engine.handle(request)
-        if key is not None and self._misses() == before:
+        if key is not None and time.perf_counter() - started <= LIGHT_SECONDS:
             self._remember(key, light=True)
         return response
-
-    def _misses(self) -> int:
-        return self._engine.renderer.cache_info().misses
 
     def _remember(self, key: tuple[Any, ...], *, light: bool) -> None:
         with self._lock:
