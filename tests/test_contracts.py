@@ -1,10 +1,9 @@
-"""The contract suite itself: the faithful mock conforms, quickly; budget, dry run, key hygiene, CLI, vendor diff."""
+"""The contract suite itself: the faithful mock conforms; budget, dry run, key hygiene, CLI, vendor diff."""
 
 from __future__ import annotations
 
 import copy
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,14 +44,12 @@ def _spent_on(app: Any) -> Decimal:
     return Decimal("1000000") - engine.ledger.balance(MOCK_KEY)
 
 
-def test_the_bundled_mock_conforms_in_well_under_a_minute() -> None:
-    started = time.perf_counter()
+def test_the_bundled_mock_conforms_and_every_documented_code_is_provoked() -> None:
+    # how long a run takes is a benchmark figure (README), not a test verdict
     with open_target() as target:
         result = Runner(target, RunOptions()).run()
-    elapsed = time.perf_counter() - started
     assert result.ok, [f.key for f in result.findings]
     assert result.stopped is None
-    assert elapsed < 30, elapsed
     phases = {c.phase for c in result.cases}
     assert phases == {"catalog", "coverage", "schema", "domain", "negative"}
     # every documented (operation, code) was provoked, and only the mock-only ones were forced
