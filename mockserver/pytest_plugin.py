@@ -6,6 +6,9 @@ package installed, so nothing heavy (Starlette, Pillow, uvicorn) is imported unt
 - ``nanogpt_mock``: a real server on a free loopback port, started once per session and reset
   before each test (balances, journal, clock, faults).
 - ``nanogpt_mock_asgi``: an in-process instance behind httpx's ASGI transport, new for each test.
+
+Both hand out ``openai_base_url`` (``<mock>/api/v1``), which serves every call of the ``openai``
+SDK (``images.generate`` and ``images.edit``); ``openai_edits_base_url`` is a deprecated alias.
 """
 
 from __future__ import annotations

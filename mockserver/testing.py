@@ -45,13 +45,14 @@ class MockHandle:
 
     @property
     def openai_base_url(self) -> str:
-        """``base_url`` for ``openai.OpenAI``: ``images.generate`` lands on ``/v1/images/generations``."""
-        return self.base_url + "/v1"
+        """``base_url`` for ``openai.OpenAI``, serving every SDK call: ``images.generate`` lands on
+        ``/api/v1/images/generations``, ``images.edit`` on ``/api/v1/images/edits``."""
+        return self.base_url + "/api/v1"
 
     @property
     def openai_edits_base_url(self) -> str:
-        """``base_url`` for ``images.edit``: it lands on ``/api/v1/images/edits``."""
-        return self.base_url + "/api/v1"
+        """Deprecated alias of ``openai_base_url`` (kept for tests written against 0.1.0)."""
+        return self.openai_base_url
 
     @property
     def headers(self) -> dict[str, str]:

@@ -35,7 +35,21 @@ def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) 
             assert len(result.data) == 2
             (entry,) = nanogpt_mock.journal()
             assert entry["status"] == 200 and nanogpt_mock.api_key not in str(entry)
+            assert entry["operation_id"] == "openaiGenerateImageApi"
             assert nanogpt_mock.balance() < 1000
+
+
+        def test_edit_with_the_same_base_url(nanogpt_mock, tmp_path):
+            from PIL import Image
+
+            photo = tmp_path / "photo.png"
+            Image.new("RGB", (64, 48), (10, 200, 10)).save(photo)
+            with openai.OpenAI(api_key=nanogpt_mock.api_key, base_url=nanogpt_mock.openai_base_url) as client:
+                with photo.open("rb") as fh:
+                    result = client.images.edit(model="gpt-image-2", image=fh, prompt="add a hat")
+            assert result.data[0].b64_json
+            assert [e["operation_id"] for e in nanogpt_mock.journal()] == ["openaiEditImage"]
+            assert nanogpt_mock.openai_edits_base_url == nanogpt_mock.openai_base_url  # deprecated alias
 
 
         def test_state_was_reset(nanogpt_mock):
@@ -64,13 +78,20 @@ def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) 
 
         @pytest.mark.anyio
         async def test_in_process(nanogpt_mock_asgi):
+            import io
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), (200, 10, 10)).save(buf, format="PNG")
+            png = buf.getvalue()
             async with nanogpt_mock_asgi.client(headers=nanogpt_mock_asgi.headers) as client:
                 r = await client.post("/api/v1/images", json={"model": "gpt-image-2", "prompt": "x"})
             assert r.status_code == 200
             async with openai.AsyncOpenAI(api_key="k", base_url=nanogpt_mock_asgi.openai_base_url,
                                           http_client=nanogpt_mock_asgi.client()) as sdk:
                 result = await sdk.images.generate(prompt="x")
-            assert result.data[0].b64_json
+                edited = await sdk.images.edit(image=("in.png", png, "image/png"), prompt="x")
+            assert result.data[0].b64_json and edited.data[0].b64_json
 
 
         @pytest.fixture
@@ -79,7 +100,7 @@ def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) 
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
 
 
 def test_options_are_registered(pytester: pytest.Pytester) -> None:
