@@ -473,3 +473,96 @@ def load_catalog(path: Path | None = None) -> Catalog:
     return Catalog(
         models=models, routes=routes, by_id=by_id, generated_at=str(raw.get("generated_at", Catalog.generated_at))
     )
+
+
+_REQUIRED_FIELDS = ("id", "name", "owned_by", "created", "default_size", "price_usd")
+
+
+def _is_number(value: Any, *, whole: bool = False) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number.is_integer() if whole else number == number  # NaN is not a price
+
+
+def _field_problems(merged: Mapping[str, Any]) -> list[str]:
+    """What ``_model`` would trip on, field by field; fields it does not know are not looked at."""
+    out: list[str] = []
+
+    def size(field_name: str, value: Any) -> None:
+        if not isinstance(value, str) or parse_size(value) is None:
+            out.append(f"{field_name} {value!r} is not a WxH size")
+
+    if "created" in merged and not _is_number(merged["created"], whole=True):
+        out.append(f"created {merged['created']!r} is not a whole number")
+    if "price_usd" in merged and (not _is_number(merged["price_usd"]) or float(merged["price_usd"]) < 0):
+        out.append(f"price_usd {merged['price_usd']!r} is not a non-negative number")
+    for name, least in (("n_max", 1), ("max_input_images", 0), ("input_max_bytes", 1), ("fixed_image_count", 1)):
+        value = merged.get(name)
+        if value is not None and (not _is_number(value, whole=True) or int(float(value)) < least):
+            out.append(f"{name} {value!r} is not a whole number >= {least}")
+    if merged.get("default_size") not in (None, ""):
+        size("default_size", merged["default_size"])
+    sizes = merged.get("sizes", [])
+    if not isinstance(sizes, list):
+        out.append("sizes is not a list")
+    else:
+        for value in sizes:
+            size("sizes entry", value)
+    for name, check in (("aspect_ratios", "size"), ("tiers", "whole"), ("price_by_resolution", "number")):
+        table = merged.get(name, {})
+        if not isinstance(table, Mapping):
+            out.append(f"{name} is not a mapping")
+            continue
+        for key, value in table.items():
+            if check == "size":
+                size(f"{name}[{key}]", value)
+            elif not _is_number(value, whole=check == "whole"):
+                out.append(f"{name}[{key}] {value!r} is not a {'whole number' if check == 'whole' else 'number'}")
+    for name in ("capabilities", "provider"):
+        if not isinstance(merged.get(name, {}), Mapping):
+            out.append(f"{name} is not a mapping")
+    flex = merged.get("flexible_size")
+    if flex is not None and not (isinstance(flex, Mapping) and all(_is_number(flex.get(k)) for k in ("min", "max"))):
+        out.append("flexible_size needs numeric min and max")
+    for name in ("qualities", "output_formats", "tags", "rendering_speed"):
+        if not isinstance(merged.get(name, []), list):
+            out.append(f"{name} is not a list")
+    return out
+
+
+def catalog_problems(raw: Any) -> list[str]:
+    """Every problem of a parsed catalog document, each naming its place; ``[]`` when it is usable.
+
+    Tolerant of fields it does not know (the catalog grows); it checks what loading needs.
+    """
+    if not isinstance(raw, Mapping):
+        return ["the catalog is not a mapping with a 'models' list"]
+    problems: list[str] = []
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, Mapping):
+        problems.append("defaults is not a mapping")
+        defaults = {}
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        return [*problems, "'models' is missing, empty or not a list"]
+    seen: set[str] = set()
+    for index, entry in enumerate(models):
+        where = f"models[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where} is not a mapping")
+            continue
+        if entry.get("id") not in (None, ""):
+            where += f" ({entry['id']})"
+            if str(entry["id"]) in seen:
+                problems.append(f"{where}: duplicate id")
+            seen.add(str(entry["id"]))
+        merged = {**defaults, **entry}
+        missing = [name for name in _REQUIRED_FIELDS if merged.get(name) in (None, "")]
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+        problems += [f"{where}: {problem}" for problem in _field_problems(merged)]
+    return problems
