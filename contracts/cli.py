@@ -2,8 +2,9 @@
 
 Results and progress go to stdout, diagnostics (bad input, unreachable target) to stderr as one line.
 Exit codes: 0 everything that was checked conforms (and no unaccepted drift); 1 failures or
-unaccepted drift; 2 usage or target errors (no key, unreadable file); 3 the run stopped early
-(budget or request cap) without a failure in what ran.
+unaccepted drift; 2 usage or target errors (a bad option value, no key, an unreachable base URL,
+an unreadable file), reported on one line naming every problem; 3 the run stopped early (budget or
+request cap) without a failure in what ran.
 """
 
 from __future__ import annotations
@@ -14,13 +15,69 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from .budget import DEFAULT_BUDGET_USD, DEFAULT_MAX_REQUESTS
 from .model import RunResult
 from .target import DEFAULT_KEY_ENV, TargetError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+KNOWN_PHASES = ("schema", "domain", "negative")  # contracts.runner.PHASES, without importing schemathesis
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block), exit 2; subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def usage_problems(args: argparse.Namespace) -> list[str]:
+    """Every problem of the parsed options that can be seen before anything is sent."""
+    problems: list[str] = []
+    phases = getattr(args, "phases", None)
+    if phases is not None:
+        chosen = [p.strip() for p in phases.split(",") if p.strip()]
+        unknown = [p for p in chosen if p not in KNOWN_PHASES]
+        if unknown or not chosen:
+            problems.append(
+                f"--phases {phases!r}: unknown {', '.join(unknown) or '(none given)'}; "
+                f"choose from {','.join(KNOWN_PHASES)}"
+            )
+    for name, least in (("examples", 1), ("domain_examples", 1), ("max_requests", 1), ("budget_usd", 0)):
+        value = getattr(args, name, None)
+        if value is not None and not value >= least:
+            problems.append(f"--{name.replace('_', '-')} {value} must be at least {least}")
+    base_url = getattr(args, "base_url", None)
+    if base_url is not None and (urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc):
+        problems.append(f"--base-url {base_url!r} is not an http(s)://host URL")
+    for name in ("spec", "snapshot"):
+        path = getattr(args, name, None)
+        if path is not None and not path.is_file():
+            problems.append(f"--{name} {path} does not exist")
+    for name in ("junit", "markdown", "json", "output"):
+        path = getattr(args, name, None)
+        if isinstance(path, Path) and not path.parent.is_dir():
+            problems.append(f"--{name} {path}: directory {path.parent} does not exist")
+    operations = getattr(args, "operations", None)
+    spec = getattr(args, "spec", None)
+    if operations and (spec is None or spec.is_file()):
+        from mockserver.spec import load_spec
+
+        known = set(load_spec(spec).by_id)
+        unknown = sorted({o.strip() for o in operations.split(",") if o.strip()} - known)
+        if unknown:
+            problems.append(f"--operations: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return problems
+
+
+def _target_unreachable(exc: BaseException) -> bool:
+    """A connection-level failure (refused, DNS, TLS, timeout), from httpx or requests."""
+    import httpx
+    import requests
+
+    return isinstance(exc, httpx.TransportError | requests.exceptions.ConnectionError | requests.exceptions.Timeout)
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +128,7 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nanogpt-contract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(prog="nanogpt-contract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="verify a target against the spec")
     _target_options(run)
@@ -159,6 +214,10 @@ def execute(args: argparse.Namespace, app: Any = None) -> tuple[RunResult, dict[
 def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
     """Entry point; ``app`` lets tests hand in an ASGI app to serve instead of the bundled mock."""
     args = build_parser().parse_args(argv)
+    problems = usage_problems(args)
+    if problems:
+        print("nanogpt-contract: " + "; ".join(problems), file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command == "vendor-diff":
             return _vendor_diff(args)
@@ -168,6 +227,12 @@ def main(argv: Sequence[str] | None = None, *, app: Any = None) -> int:
             result, snapshot = execute(args, app)
     except TargetError as exc:
         print(f"nanogpt-contract: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if not _target_unreachable(exc):
+            raise
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"nanogpt-contract: cannot reach {args.base_url or 'the bundled mock'}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     from .report import summary_line
 

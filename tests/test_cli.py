@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contracts import cli as contract_cli
 from mockserver import cli
 from mockserver.catalog import DEFAULT_CATALOG, catalog_problems
 from mockserver.cli import build_parser
@@ -255,3 +256,58 @@ def test_a_port_in_use_is_one_line_and_no_banner() -> None:
 def test_help_documents_the_exit_codes() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "exit codes: 0 stopped normally" in text and "2 a bad flag, environment value" in text
+
+
+# -- nanogpt-contract: the same promise ---------------------------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--phases", "bogus"], ["--phases 'bogus': unknown bogus; choose from schema,domain,negative"]),
+        (["run", "--phases", "schema,nope,negative,alsonot"], ["unknown nope, alsonot"]),
+        (["run", "--base-url", "http://127.0.0.1:{closed}"], ["cannot reach http://127.0.0.1:{closed}"]),
+        (["run", "--base-url", "ftp://example"], ["--base-url 'ftp://example' is not an http(s)://host URL"]),
+        (["run", "--examples", "many"], ["argument --examples: invalid int value: 'many'"]),
+        (
+            ["run", "--budget-usd", "-1", "--max-requests", "0", "--junit", "{tmp}/no/such/dir/j.xml"],
+            ["--budget-usd -1.0 must be at least 0", "--max-requests 0 must be at least 1", "does not exist"],
+        ),
+        (["run", "--operations", "imagesGenerate,noSuchOperation"], ["--operations: unknown noSuchOperation"]),
+        (["diff", "--snapshot", "{tmp}/missing.json"], ["--snapshot", "missing.json does not exist"]),
+        (["vendor-diff", "--vendor", "{tmp}/missing.json"], ["cannot read", "missing.json"]),
+        (["explode"], ["invalid choice: 'explode'"]),
+        ([], ["the following arguments are required: command"]),
+    ],
+)
+def test_contract_cli_problems_in_one_line(
+    argv: list[str],
+    expected: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NANOGPT_API_KEY", "sk-not-used")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    closed = str(_closed_port())
+    code: int | str | None
+    try:
+        code = contract_cli.main([a.replace("{tmp}", str(tmp_path)).replace("{closed}", closed) for a in argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    captured = capsys.readouterr()
+    assert code == contract_cli.EXIT_USAGE, captured
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in captured.err and lines[0].startswith("nanogpt-contract")
+    for fragment in expected:
+        assert fragment.replace("{closed}", closed) in lines[0], (fragment, lines[0])
+
+
+def test_contract_help_documents_the_exit_codes() -> None:
+    text = " ".join(contract_cli.build_parser().format_help().split())
+    assert "2 usage or target errors (a bad option value, no key, an unreachable base URL" in text
