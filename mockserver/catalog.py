@@ -565,4 +565,41 @@ def catalog_problems(raw: Any) -> list[str]:
         if missing:
             problems.append(f"{where}: missing {', '.join(missing)}")
         problems += [f"{where}: {problem}" for problem in _field_problems(merged)]
-    return problems
+    return problems + _routes_problems(raw, seen)
+
+
+def _routes_problems(raw: Mapping[str, Any], model_ids: set[str]) -> list[str]:
+    """The ``routes`` section (or, when absent, the built-in one) and the models it names."""
+    if "routes" not in raw:
+        routes: Any = load_catalog().routes
+        named = {"edit_default_model": routes.edit_default_model, "midjourney_model": routes.midjourney_model}
+        return [
+            f"routes (built in) name {field_name} {model!r}, which this catalog does not hold"
+            for field_name, model in named.items()
+            if model not in model_ids
+        ]
+    section = raw["routes"]
+    if not isinstance(section, Mapping):
+        return ["routes is not a mapping"]
+    out: list[str] = []
+    missing = [k for k in ("edit_default_model", "midjourney_model", "data_url_max_bytes") if k not in section]
+    limits = section.get("input_images")
+    if not isinstance(limits, Mapping):
+        missing.append("input_images")
+    else:
+        keys = ("min_width", "min_height", "max_width", "max_height", "max_bytes", "formats")
+        missing += [f"input_images.{k}" for k in keys if k not in limits]
+        out += [
+            f"routes: input_images.{k} {limits[k]!r} is not a whole number"
+            for k in keys[:-1]
+            if k in limits and not _is_number(limits[k], whole=True)
+        ]
+    if missing:
+        out.insert(0, f"routes: missing {', '.join(missing)}")
+    if "data_url_max_bytes" in section and not _is_number(section["data_url_max_bytes"], whole=True):
+        out.append(f"routes: data_url_max_bytes {section['data_url_max_bytes']!r} is not a whole number")
+    for field_name in ("edit_default_model", "midjourney_model"):
+        model = section.get(field_name)
+        if model is not None and str(model) not in model_ids:
+            out.append(f"routes: {field_name} {model!r} is not a model of this catalog")
+    return out

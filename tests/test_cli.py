@@ -176,6 +176,7 @@ models:
                 "models[1]: missing id, owned_by",
                 "sizes entry 'big' is not a WxH size",
                 "price_usd 'free' is not a non-negative number",
+                "routes (built in) name edit_default_model 'gpt-image-2', which this catalog does not hold",
             ],
         ),
         (
@@ -185,6 +186,17 @@ models:
             ["catalog.yaml is not valid YAML at line 3"],
         ),
         (["--catalog", "{tmp}/catalog.yaml"], {}, {"catalog.yaml": "- just a list\n"}, ["not a mapping"]),
+        (
+            ["--catalog", "{tmp}/catalog.yaml"],
+            {},
+            {"catalog.yaml": BAD_CATALOG + "routes: {midjourney_model: mj, input_images: {min_width: wide}}\n"},
+            [
+                "routes: missing edit_default_model, data_url_max_bytes, input_images.min_height",
+                "input_images.min_width 'wide' is not a whole number",
+                "midjourney_model 'mj' is not a model of this catalog",
+                "missing price_usd",
+            ],
+        ),
         (["--catalog", "{tmp}/catalog.yaml"], {}, {"catalog.yaml": "models: []\n"}, ["'models' is missing, empty"]),
         (["--fault-profile", "{tmp}/none.yaml"], {}, {}, ["--fault-profile", "none.yaml' does not exist"]),
         (

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mockserver import MockConfig
-from mockserver.cli import build_parser, load_fault_profile
+from mockserver.cli import build_parser, resolve
 from mockserver.controls import FaultProfile
 from mockserver.serving import ServerThread, serve
 
@@ -253,11 +253,13 @@ def test_fault_profile_file_and_flags(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text("seed: 3\nerror_rate: 0.1\nlatency:\n  '*': {base_ms: 100, per_megapixel_ms: 400, sigma: 0.3}\n")
     args = build_parser().parse_args(["--fault-profile", str(path), "--rate-limit-rps", "25"])
-    profile = load_fault_profile(args.fault_profile, args)
+    settings, problems = resolve(args, {})
+    assert settings is not None and problems == []
+    profile = settings.fault_profile
     assert profile is not None and profile.rate_limit_rps == 25 and profile.seed == 3
     path.write_text("error_rate: lots\n")
-    with pytest.raises(SystemExit, match="error_rate"):
-        load_fault_profile(path, build_parser().parse_args([]))
+    settings, problems = resolve(build_parser().parse_args(["--fault-profile", str(path)]), {})
+    assert settings is None and len(problems) == 1 and "error_rate" in problems[0]
 
 
 # -- the openai SDK's retry against a forced 429 ---------------------------------------------------
