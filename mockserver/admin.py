@@ -19,6 +19,8 @@ from .validation import header_view, parse_body, query_view, schema_error
 
 ADMIN_PREFIX = "/_mock/"
 ADMIN_SPEC_PATH = Path(__file__).resolve().parent / "admin-openapi.yaml"
+INSPECTOR_PATH = Path(__file__).resolve().parent / "inspector.html"  # the browser page over this API
+INSPECTOR_ROUTES = frozenset({ADMIN_PREFIX, ADMIN_PREFIX + "inspector"})
 
 
 def fault_profile_problems(raw: Any) -> list[str]:
@@ -80,6 +82,10 @@ class AdminApi:
     def handle(self, request: MockRequest) -> MockResponse:
         if request.path == ADMIN_PREFIX + "openapi.yaml" and request.method.upper() in ("GET", "HEAD"):
             return MockResponse(200, self._document, media_type="application/yaml")
+        if request.path in INSPECTOR_ROUTES and request.method.upper() in ("GET", "HEAD"):
+            # static and data-free, so served without the admin token; the page sends it on its API calls
+            page = INSPECTOR_PATH.read_bytes()
+            return MockResponse(200, page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
         match = self.router.route(request.method, request.path)
         if isinstance(match, NoRoute):
             return self._error(
