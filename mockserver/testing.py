@@ -50,6 +50,11 @@ class MockHandle:
         return self.base_url + "/api/v1"
 
     @property
+    def inspector_url(self) -> str:
+        """The request inspector: open it in a browser while a test is paused (``breakpoint()``)."""
+        return self.base_url + "/_mock/"
+
+    @property
     def openai_edits_base_url(self) -> str:
         """Deprecated alias of ``openai_base_url`` (kept for tests written against 0.1.0)."""
         return self.openai_base_url

@@ -55,6 +55,7 @@ def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) 
         def test_state_was_reset(nanogpt_mock):
             assert nanogpt_mock.journal() == []
             assert nanogpt_mock.balance() == 1000
+            assert httpx.get(nanogpt_mock.inspector_url).headers["content-type"].startswith("text/html")
 
 
         def test_retry_after_forced_429(nanogpt_mock):
