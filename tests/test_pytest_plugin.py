@@ -115,3 +115,33 @@ def test_options_are_registered(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     help_text = pytester.runpytest_subprocess("--help")
     help_text.stdout.fnmatch_lines(["*--nanogpt-mock-api-key*"])
+
+
+def test_the_readme_fixture_examples_run(pytester: pytest.Pytester) -> None:
+    """The README's "Testing your app" block, run as it is written (generate and edit with the fixtures)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Testing your app", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(test_readme=code)
+    pytester.makeconftest(
+        """
+        import inspect
+
+        import pytest
+
+
+        def pytest_collection_modifyitems(items):
+            for item in items:  # the README leaves the async plugin to the reader; anyio here
+                if inspect.iscoroutinefunction(getattr(item, "function", None)):
+                    item.add_marker(pytest.mark.anyio)
+
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=code.count("\ndef test_") + code.count("\nasync def test_"))
