@@ -21,9 +21,9 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) -> None:
+def _behaviour_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
+        test_fixtures="""
         import httpx
         import openai
         import pytest
@@ -93,38 +93,29 @@ def test_socket_fixture_with_openai_sdk_and_controls(pytester: pytest.Pytester) 
                 result = await sdk.images.generate(prompt="x")
                 edited = await sdk.images.edit(image=("in.png", png, "image/png"), prompt="x")
             assert result.data[0].b64_json and edited.data[0].b64_json
-
-
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-        """
+        """,
+        test_key="""
+        def test_key_from_the_command_line(nanogpt_mock_asgi, nanogpt_mock):
+            assert nanogpt_mock_asgi.api_key == nanogpt_mock.api_key == "sk-from-cli"
+        """,
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=6)
 
 
-def test_options_are_registered(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        def test_key(nanogpt_mock_asgi):
-            assert nanogpt_mock_asgi.api_key == "sk-from-cli"
-        """
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--nanogpt-mock-api-key", "sk-from-cli")
-    result.assert_outcomes(passed=1)
-    help_text = pytester.runpytest_subprocess("--help")
-    help_text.stdout.fnmatch_lines(["*--nanogpt-mock-api-key*"])
-
-
-def test_the_readme_fixture_examples_run(pytester: pytest.Pytester) -> None:
-    """The README's "Testing your app" block, run as it is written (generate and edit with the fixtures)."""
+def _readme_tests(pytester: pytest.Pytester) -> int:
+    """The README's "Testing your app" block, as it is written; returns how many tests it holds."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("## Testing your app", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyfile(test_readme=code)
+    return code.count("\ndef test_") + code.count("\nasync def test_")
+
+
+def test_fixtures_sdk_calls_options_and_the_readme_examples(pytester: pytest.Pytester) -> None:
+    """One pytest run in a subprocess (one interpreter start) holds all the plugin's user-facing tests."""
+    _behaviour_tests(pytester)
+    readme_tests = _readme_tests(pytester)
     pytester.makeconftest(
         """
         import inspect
@@ -143,5 +134,11 @@ def test_the_readme_fixture_examples_run(pytester: pytest.Pytester) -> None:
             return "asyncio"
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=code.count("\ndef test_") + code.count("\nasync def test_"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--nanogpt-mock-api-key", "sk-from-cli")
+    result.assert_outcomes(passed=6 + 1 + readme_tests)
+
+
+def test_options_are_in_the_help(pytester: pytest.Pytester) -> None:
+    pytester.runpytest_inprocess("--help").stdout.fnmatch_lines(
+        ["*--nanogpt-mock-api-key*", "*--nanogpt-mock-catalog*"]
+    )
