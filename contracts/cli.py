@@ -23,7 +23,6 @@ from .model import RunResult
 from .target import DEFAULT_KEY_ENV, TargetError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
-KNOWN_PHASES = ("schema", "domain", "negative")  # contracts.runner.PHASES, without importing schemathesis
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +37,8 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
     problems: list[str] = []
     phases = getattr(args, "phases", None)
     if phases is not None:
+        from .runner import PHASES as KNOWN_PHASES  # the runner's own list: a new phase is known at once
+
         chosen = [p.strip() for p in phases.split(",") if p.strip()]
         unknown = [p for p in chosen if p not in KNOWN_PHASES]
         if unknown or not chosen:

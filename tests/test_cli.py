@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from contracts import cli as contract_cli
+from contracts.runner import PHASES
 from mockserver import cli
 from mockserver.catalog import DEFAULT_CATALOG, catalog_problems
 from mockserver.cli import build_parser
@@ -280,7 +281,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["run", "--phases", "bogus"], ["--phases 'bogus': unknown bogus; choose from schema,domain,negative"]),
+        (["run", "--phases", "bogus"], ["--phases 'bogus': unknown bogus; choose from " + ",".join(PHASES)]),
         (["run", "--phases", "schema,nope,negative,alsonot"], ["unknown nope, alsonot"]),
         (["run", "--base-url", "http://127.0.0.1:{closed}"], ["cannot reach http://127.0.0.1:{closed}"]),
         (["run", "--base-url", "ftp://example"], ["--base-url 'ftp://example' is not an http(s)://host URL"]),
