@@ -166,6 +166,12 @@ models:
         ),
         (["--balance", "-5", "--rate-limit-rps", "fast"], {}, {}, ["--balance '-5'", "--rate-limit-rps 'fast'"]),
         ([], {"NANOGPT_MOCK_DAILY_REQUEST_LIMIT": "1.5"}, {}, ["NANOGPT_MOCK_DAILY_REQUEST_LIMIT='1.5'"]),
+        (
+            ["--header-timeout", "0", "--worker-threads", "two"],
+            {"NANOGPT_MOCK_MAX_CONNECTIONS": "many"},
+            {},
+            ["--header-timeout '0' is not a positive number", "--worker-threads 'two'", "MAX_CONNECTIONS='many'"],
+        ),
         (["--public-base-url", "mock.local"], {}, {}, ["--public-base-url 'mock.local' is not an http(s)"]),
         (["--catalog", "{tmp}/missing.yaml"], {}, {}, ["--catalog", "missing.yaml' does not exist"]),
         (
