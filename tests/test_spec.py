@@ -47,11 +47,30 @@ EXPECTED_OPERATIONS: dict[str, tuple[str, str]] = {
     "legacyListImageModels": ("GET", "/api/v1/image-models"),
     "legacyGenerateImage": ("POST", "/api/generate-image"),
     "checkMidjourneyStatus": ("POST", "/api/check-midjourney-status"),
+    "legacyListModels": ("GET", "/api/models"),
+    "legacyListModelsImage": ("GET", "/api/models/image"),
+    "nsfwClassifyImage": ("POST", "/api/nsfw/image"),
+    "listModerationModels": ("GET", "/api/v1/moderation-models"),
+    "x402ListEndpoints": ("GET", "/api/v1/x402/endpoints"),
+    "x402PaymentStatus": ("GET", "/api/x402/status/{paymentId}"),
+    "x402CompletePayment": ("POST", "/api/x402/complete/{paymentId}"),
 }
 
 _RATE_LIMITS = ["rate_limit_exceeded", "daily_rpd_limit_exceeded", "daily_usd_limit_exceeded"]
 _AUTH = ["missing_api_key", "invalid_api_key"]
 _PAYMENT = ["insufficient_balance", "x402_payment_required"]
+# inline moderation (documented codes) on the five routes that flow through the canonical image handler
+_MODERATION_400 = [
+    "content_policy_violation",
+    "conflicting_moderation_model",
+    "inline_moderation_requires_api_key",
+    "empty_moderation_input",
+    "unsupported_moderation_input",
+    "unsupported_input_modality",
+    "unsupported_batch_input",
+    "context_length_exceeded",
+]
+_UNAVAILABLE = ["service_unavailable", "moderation_unavailable"]
 _OPENAI_GENERATE_CODES: dict[str, list[str]] = {
     "400": [
         "invalid_content_type",
@@ -59,6 +78,7 @@ _OPENAI_GENERATE_CODES: dict[str, list[str]] = {
         "missing_required_parameter",
         "invalid_parameter_value",
         "image_input_not_supported",
+        *_MODERATION_400,
     ],
     "401": _AUTH,
     "402": _PAYMENT,
@@ -66,7 +86,7 @@ _OPENAI_GENERATE_CODES: dict[str, list[str]] = {
     "413": ["image_input_too_large"],
     "429": _RATE_LIMITS,
     "500": ["server_error"],
-    "503": ["service_unavailable"],
+    "503": _UNAVAILABLE,
 }
 _OPENAI_EDIT_CODES: dict[str, list[str]] = {
     **_OPENAI_GENERATE_CODES,
@@ -78,6 +98,7 @@ _OPENAI_EDIT_CODES: dict[str, list[str]] = {
         "missing_image_input",
         "invalid_parameter_value",
         "image_input_not_supported",
+        *_MODERATION_400,
     ],
 }
 _CATALOG_CODES: dict[str, list[str]] = {
@@ -99,6 +120,7 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
             "unsupported_provider_options",
             "invalid_parameter_value",
             "image_input_not_supported",
+            *_MODERATION_400,
         ],
         "401": _AUTH,
         "402": ["insufficient_balance"],
@@ -106,7 +128,7 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
         "413": ["image_input_too_large"],
         "429": _RATE_LIMITS,
         "500": ["server_error"],
-        "503": ["service_unavailable"],
+        "503": _UNAVAILABLE,
     },
     "openaiGenerateImage": _OPENAI_GENERATE_CODES,
     "openaiGenerateImageApi": _OPENAI_GENERATE_CODES,
@@ -139,6 +161,39 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
         "500": ["server_error"],
         "503": ["service_unavailable"],
     },
+    "legacyListModels": {"400": ["invalid_parameter_value"], **_CATALOG_CODES},
+    "legacyListModelsImage": {"400": ["invalid_parameter_value"], **_CATALOG_CODES},
+    "nsfwClassifyImage": {
+        "400": ["invalid_content_type", "invalid_json", "missing_image_input", "invalid_parameter_value"],
+        "401": _AUTH,
+        "402": ["insufficient_balance"],
+        "429": _RATE_LIMITS,
+        "500": ["server_error"],
+        "503": ["service_unavailable"],
+    },
+    "listModerationModels": {
+        "400": ["invalid_parameter_value"],
+        "401": _AUTH,
+        "429": _RATE_LIMITS,
+        "500": ["server_error"],
+        "503": ["service_unavailable"],
+    },
+    "x402ListEndpoints": {"400": ["invalid_parameter_value"], "429": ["rate_limit_exceeded"], "500": ["server_error"]},
+    "x402PaymentStatus": {
+        "400": ["invalid_parameter_value"],
+        "404": ["payment_not_found"],
+        "429": ["rate_limit_exceeded"],
+        "500": ["server_error"],
+    },
+    "x402CompletePayment": {
+        "400": ["invalid_parameter_value"],
+        "402": ["x402_payment_required"],
+        "404": ["payment_not_found"],
+        "409": ["payment_already_completed"],
+        "410": ["payment_expired"],
+        "429": ["rate_limit_exceeded"],
+        "500": ["server_error"],
+    },
 }
 
 # operationId -> the envelope (components/schemas name) of its non-402 error bodies.
@@ -153,12 +208,20 @@ EXPECTED_ENVELOPES: dict[str, str] = {
     "legacyListImageModels": "OpenAIError",
     "legacyGenerateImage": "LegacyError",
     "checkMidjourneyStatus": "LegacyError",
+    "legacyListModels": "OpenAIError",
+    "legacyListModelsImage": "OpenAIError",
+    "nsfwClassifyImage": "LegacyError",
+    "listModerationModels": "OpenAIError",
+    "x402ListEndpoints": "OpenAIError",
+    "x402PaymentStatus": "OpenAIError",
+    "x402CompletePayment": "OpenAIError",
 }
 
 _GENERATION_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 _CATALOG_SECURITY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}, {"apiKeyAuth": []}]
 _LEGACY_SECURITY: list[dict[str, list[str]]] = [{"apiKeyAuth": []}]
 _X402_SECURITY: list[dict[str, list[str]]] = [*_GENERATION_SECURITY, {}]  # {}: only with x-x402: true
+_PUBLIC_SECURITY: list[dict[str, list[str]]] = [{}]
 EXPECTED_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "imagesGenerate": _GENERATION_SECURITY,
     "openaiGenerateImage": _X402_SECURITY,
@@ -170,6 +233,13 @@ EXPECTED_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "legacyListImageModels": _CATALOG_SECURITY,
     "legacyGenerateImage": _LEGACY_SECURITY,
     "checkMidjourneyStatus": _LEGACY_SECURITY,
+    "legacyListModels": _CATALOG_SECURITY,
+    "legacyListModelsImage": _CATALOG_SECURITY,
+    "nsfwClassifyImage": [{"apiKeyAuth": []}, {"bearerAuth": []}],
+    "listModerationModels": _GENERATION_SECURITY,
+    "x402ListEndpoints": _PUBLIC_SECURITY,
+    "x402PaymentStatus": _PUBLIC_SECURITY,
+    "x402CompletePayment": _PUBLIC_SECURITY,
 }
 
 # JSON Schema keywords whose value is a subschema / a list of subschemas / a map of subschemas.
