@@ -130,7 +130,9 @@ class Model:
             factor = self.tiers[size]
             return w * factor, h * factor, tier
         parsed = parse_size(size)
-        if parsed and (size in self.sizes or size in self.derived_sizes or self._flexible_ok(*parsed)):
+        if parsed and (
+            size in self.sizes or size == self.default_size or size in self.derived_sizes or self._flexible_ok(*parsed)
+        ):
             return parsed[0], parsed[1], None
         if size in self.aspect_ratios and aspect_ratio is None:
             w, h = _must(parse_size(self.aspect_ratios[size]))
