@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from .spec import load_yaml
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog.yaml"
 _SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+_STAR_SIZE = re.compile(r"^(\d{1,5})\*(\d{1,5})$")
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
@@ -61,6 +63,12 @@ class RouteFacts:
     input_images: InputLimits
 
 
+def normalize_size(text: str) -> str:
+    """`1024*1024` (the form of the docs' price keys) means `1024x1024`."""
+    found = _STAR_SIZE.match(text)
+    return f"{found[1]}x{found[2]}" if found else text
+
+
 @dataclass(frozen=True)
 class Model:
     """One catalog entry; field meanings are documented at the top of catalog.yaml."""
@@ -94,6 +102,9 @@ class Model:
     tags: tuple[str, ...]
     icon_url: str | None
     route_inputs: InputLimits
+    named_sizes: Mapping[str, str] = field(default_factory=dict)
+    scale_factors: Mapping[str, int] = field(default_factory=dict)
+    engine: str = ""
 
     @property
     def inpainting(self) -> bool:
@@ -102,7 +113,7 @@ class Model:
     @property
     def resolution_values(self) -> tuple[str, ...]:
         """Every value `resolution` / `size` accepts, as published in the catalog."""
-        return (*self.sizes, *self.tiers, "auto")
+        return (*self.sizes, *self.tiers, *self.named_sizes, *self.scale_factors, "auto")
 
     # -- pixel sizes -------------------------------------------------------------------------
     def pixel_size(
@@ -110,6 +121,10 @@ class Model:
     ) -> tuple[int, int, str | None]:
         """Map the request's size words to pixels; returns (width, height, tier or None)."""
         tier: str | None = None
+        if size is not None:
+            size = normalize_size(size)
+            if size not in self.tiers and size.lower() in self.tiers:
+                size = size.lower()  # `2K` is the tier `2k`
         if aspect_ratio is not None and aspect_ratio not in self.aspect_ratios:
             supported = ", ".join(self.aspect_ratios) or "none"
             raise MockError(
@@ -137,6 +152,13 @@ class Model:
         if size in self.aspect_ratios and aspect_ratio is None:
             w, h = _must(parse_size(self.aspect_ratios[size]))
             return w, h, None
+        if size in self.named_sizes:
+            w, h = _must(parse_size(self.named_sizes[size]))
+            return w, h, None
+        if size in self.scale_factors:  # without an input image: the default size, scaled
+            w, h = _must(parse_size(self.default_size))
+            factor = self.scale_factors[size]
+            return w * factor, h * factor, size
         raise MockError(
             "invalid_parameter_value",
             f"{param} '{size}' is not supported by model '{self.id}'. Supported: {self._size_help()}.",
@@ -294,6 +316,103 @@ class Model:
         ]
         return rows
 
+    # -- the old /api/models catalog (the shape public clients read) ---------------------------
+    def old_catalog_entry(self) -> dict[str, Any]:
+        """This model as `models.image[<id>]` of `GET /api/models` (see the spec for the field choices)."""
+        resolutions = [{"value": v, "comment": self._comment(v)} for v in self.resolution_values]
+        cost: dict[str, float] = {}
+        for value in self.resolution_values:
+            w, h, tier = self.pixel_size(value)
+            cost[value] = float(self.price(w, h, tier))
+        caps = self.capabilities
+        generates, edits = bool(caps.get("image_generation")), bool(caps.get("image_to_image"))
+        entry: dict[str, Any] = {
+            "model": self.id,
+            "name": self.name,
+            "description": self.description,
+            "cost": cost,
+            "maxImages": self.fixed_image_count or self.n_max,
+            "resolutions": resolutions,
+            "engine": self.engine,
+            "provider": self.provider_name,
+            "iconLabel": "both" if generates and edits else "image-to-image" if edits else "text-to-image",
+            "censored": not caps.get("nsfw"),
+            "supportsMultipleImg2Img": self.max_input_images > 1,
+            "dateAdded": datetime.fromtimestamp(self.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "additionalParams": self._additional_params(),
+            "defaultSettings": {"resolution": self.default_size, "nImages": 1}
+            | ({"quality": self.default_quality or self.qualities[0]} if self.qualities else {}),
+        }
+        if self.max_input_images:
+            entry["inputImageConstraints"] = {"maxBytes": self.input_max_bytes, "maxItems": self.max_input_images}
+        return entry
+
+    def _comment(self, value: str) -> str:
+        if value == "auto":
+            return f"Model default ({self.default_size})"
+        if value in self.tiers:
+            return f"{value.upper()} tier"
+        if value in self.named_sizes:
+            return f"{value} ({self.named_sizes[value]})"
+        if value in self.scale_factors:
+            return f"Upscale {self.scale_factors[value]}x"
+        w, h, _ = self.pixel_size(value)
+        return f"{w}x{h}"
+
+    def _additional_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.qualities:
+            params["quality"] = {
+                "label": "Quality",
+                "type": "select",
+                "default": self.default_quality or self.qualities[0],
+                "options": [{"value": q, "label": q.capitalize()} for q in self.qualities],
+            }
+        if self.rendering_speed:
+            params["rendering_speed"] = {
+                "label": "Rendering speed",
+                "type": "select",
+                "default": self.rendering_speed[0],
+                "options": [{"value": v, "label": v.capitalize()} for v in self.rendering_speed],
+            }
+        return params
+
+
+@dataclass(frozen=True)
+class ModerationModel:
+    """One moderation model of inline moderation (catalog `moderation_models`)."""
+
+    id: str
+    owned_by: str
+    created: int
+    context_length: int
+    text: bool
+    image: bool
+    batch: bool
+    prompt_usd_per_million: Decimal
+    completion_usd_per_million: Decimal
+    image_tokens: int
+
+    def body(self, detailed: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        if detailed:
+            item["context_length"] = self.context_length
+            item["capabilities"] = {"text": self.text, "image": self.image, "batch": self.batch}
+            item["pricing"] = {
+                "prompt": float(self.prompt_usd_per_million),
+                "completion": float(self.completion_usd_per_million),
+                "currency": "USD",
+                "unit": "per_million_tokens",
+            }
+        return item
+
+    def tokens(self, prompt: str, images: int) -> int:
+        """The mock's token count of one moderation input: ceil(characters / 4) plus a fixed count per image."""
+        return max(1, -(-len(prompt) // 4)) + images * self.image_tokens
+
+    def cost(self, tokens: int) -> Decimal:
+        return self.prompt_usd_per_million * tokens / Decimal(1_000_000)
+
 
 def _must(value: tuple[int, int] | None) -> tuple[int, int]:
     if value is None:
@@ -307,6 +426,23 @@ class Catalog:
     routes: RouteFacts
     generated_at: str = "2026-11-01T00:00:00.000Z"
     by_id: Mapping[str, Model] = field(default_factory=dict, repr=False)
+    moderation_models: tuple[ModerationModel, ...] = ()
+    moderation_default: str | None = None
+    nsfw_classifier: Mapping[str, Any] = field(default_factory=dict)
+    x402: Mapping[str, Any] = field(default_factory=dict)
+
+    def moderation_model(self, model_id: str) -> ModerationModel:
+        for model in self.moderation_models:
+            if model.id == model_id:
+                return model
+        raise MockError("model_not_found", f"Moderation model '{model_id}' not found.", "moderation")
+
+    def moderation_models_body(self, detailed: bool) -> dict[str, Any]:
+        return {"object": "list", "data": [m.body(detailed) for m in self.moderation_models]}
+
+    def old_catalog_body(self) -> dict[str, Any]:
+        """`GET /api/models` and `GET /api/models/image`: `models.image` keyed by model ID."""
+        return {"models": {"image": {m.id: m.old_catalog_entry() for m in self.models}}}
 
     def get(self, model_id: str) -> Model:
         try:
@@ -425,10 +561,13 @@ def _model(raw: Mapping[str, Any], defaults: Mapping[str, Any], routes: RouteFac
             tags=tuple(merged.get("tags", [])),
             icon_url=merged.get("icon_url"),
             route_inputs=routes.input_images,
+            named_sizes={str(k): str(v) for k, v in merged.get("named_sizes", {}).items()},
+            scale_factors={str(k): int(v) for k, v in merged.get("scale_factors", {}).items()},
+            engine=str(merged.get("engine", provider.get("slug", merged["owned_by"]))),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"catalog entry {raw.get('id')!r} is malformed: {exc!r}") from exc
-    for text in (*model.sizes, model.default_size, *model.aspect_ratios.values()):
+    for text in (*model.sizes, model.default_size, *model.aspect_ratios.values(), *model.named_sizes.values()):
         if parse_size(text) is None:
             raise SpecError(f"catalog entry {model.id!r}: {text!r} is not a WxH size")
     return model
@@ -472,8 +611,16 @@ def load_catalog(path: Path | None = None) -> Catalog:
     for name in (routes.edit_default_model, routes.midjourney_model):
         if name not in by_id:
             raise SpecError(f"catalog routes name model {name!r}, which the catalog does not hold")
+    moderation = raw.get("moderation_models") or {}
     return Catalog(
-        models=models, routes=routes, by_id=by_id, generated_at=str(raw.get("generated_at", Catalog.generated_at))
+        models=models,
+        routes=routes,
+        by_id=by_id,
+        generated_at=str(raw.get("generated_at", Catalog.generated_at)),
+        moderation_models=tuple(_moderation_model(m) for m in moderation.get("models", [])),
+        moderation_default=moderation.get("default"),
+        nsfw_classifier=raw.get("nsfw_classifier") or {},
+        x402=raw.get("x402") or {},
     )
 
 
@@ -605,3 +752,22 @@ def _routes_problems(raw: Mapping[str, Any], model_ids: set[str]) -> list[str]:
         if model is not None and str(model) not in model_ids:
             out.append(f"routes: {field_name} {model!r} is not a model of this catalog")
     return out
+
+
+def _moderation_model(raw: Mapping[str, Any]) -> ModerationModel:
+    try:
+        caps, pricing = raw.get("capabilities", {}), raw.get("pricing", {})
+        return ModerationModel(
+            id=str(raw["id"]),
+            owned_by=str(raw["owned_by"]),
+            created=int(raw["created"]),
+            context_length=int(raw["context_length"]),
+            text=bool(caps.get("text", True)),
+            image=bool(caps.get("image", False)),
+            batch=bool(caps.get("batch", False)),
+            prompt_usd_per_million=Decimal(str(pricing.get("prompt", 0))),
+            completion_usd_per_million=Decimal(str(pricing.get("completion", 0))),
+            image_tokens=int(raw.get("image_tokens", 0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"moderation model {raw.get('id')!r} is malformed: {exc!r}") from exc
