@@ -411,6 +411,10 @@ def _fail(problems: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["catalog", "pull"]:
+        from .catalog_pull import main as catalog_pull
+
+        return catalog_pull(argv[2:])
     if argv and not argv[0].startswith("-") and (command := _command(argv[0])) is not None:  # e.g. `nanogpt-mock proxy`
         return int(command(argv[1:]))
     args = build_parser().parse_args(argv)
