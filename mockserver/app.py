@@ -47,6 +47,28 @@ def redact(target: str) -> str:
     return _KEY_IN_QUERY.sub("key=<redacted>", _KEY_IN_PATH.sub(r"\1<redacted>", target))
 
 
+# CORS as browser apps see the live API (third-party reports: `Access-Control-Allow-Origin: *`); on by
+# default, `--no-cors` / MockConfig(cors=False) turns it off.
+CORS_HEADERS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "retry-after, x-request-id, x-payment-response, x-poll-after, "
+    "x-nanogpt-inline-moderation-model, x-nanogpt-inline-moderation-flagged, x-nanogpt-inline-moderation-cost-usd",
+}
+CORS_METHODS = "GET, POST, OPTIONS"
+
+
+def preflight(headers: Mapping[str, str]) -> MockResponse:
+    """The answer to a browser's CORS preflight: any origin, the asked headers, the API's methods."""
+    allowed = {
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": CORS_METHODS,
+        "access-control-allow-headers": headers.get("access-control-request-headers") or "*",
+        "access-control-max-age": "86400",
+        "vary": "origin, access-control-request-headers",
+    }
+    return MockResponse(204, b"", "text/plain", allowed)
+
+
 class BodyTooLarge(Exception):
     """The request body passed the configured limit while streaming in."""
 
@@ -175,6 +197,7 @@ class MockApp(Starlette):
         self.state.engine = engine
         self._limit = engine.config.max_body_bytes
         self._offload = Offload(engine, engine.config.worker_threads)
+        self._cors = engine.config.cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -184,6 +207,9 @@ class MockApp(Starlette):
         method: str = scope["method"]
         path: str = scope["path"]
         headers = _headers(scope)
+        if self._cors and method == "OPTIONS" and "access-control-request-method" in headers:
+            await _send(send, preflight(headers))
+            return
         try:
             body = await read_body(receive, headers, self._limit)
         except ClientGone:
@@ -209,6 +235,8 @@ class MockApp(Starlette):
         except Exception:  # the server must survive anything: answer 500 in the documented envelope
             log.exception("unhandled error on %s %s", method, redact(path))
             result = engine.reject(method, path, MockError("server_error", "Internal server error."))
+        if self._cors:
+            result.headers.update(CORS_HEADERS)
         await deliver(send, result, receive)
 
 

@@ -18,6 +18,7 @@ from .controls import Directives, Faults
 from .files import Files
 from .inputs import Inputs
 from .messages import MockRequest, Outcome
+from .payments import Payments
 from .render import Renderer
 from .spec import Operation
 from .state import Clock, Ledger
@@ -36,6 +37,7 @@ class Services:
     clock: Clock
     ledger: Ledger
     faults: Faults
+    payments: Payments
 
 
 @dataclass(frozen=True)

@@ -457,6 +457,7 @@ class Catalog:
             "models": orjson.dumps(self.images_models_body()),
             "legacy_detailed": orjson.dumps(self.legacy_models_body(True)),
             "legacy_basic": orjson.dumps(self.legacy_models_body(False)),
+            "old": orjson.dumps(self.old_catalog_body()),
         }
 
     def cheapest(self) -> Model:

@@ -175,6 +175,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
         "keep_alive_timeout": pick("--keep-alive-timeout", "KEEP_ALIVE_TIMEOUT", _positive_int, 5),
         "max_header_bytes": pick("--max-header-bytes", "MAX_HEADER_BYTES", _positive_int, 65536),
         "max_connections": pick("--max-connections", "MAX_CONNECTIONS", _positive_int, 512),
+        "cors": args.cors if args.cors is not None else pick("--cors", "CORS", _switch, True),  # a MockConfig field
     }
     fault_file = pick("--fault-profile", "FAULT_PROFILE", _file, None)
     limits: dict[str, Any] = {
@@ -294,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="emulate NanoGPT's documented upload/presign failure: answer b64_json even when "
         f"response_format=url was asked [env {ENV_PREFIX}PRESIGN_FAILURE]",
+    )
+    parser.add_argument(
+        "--cors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"answer CORS preflights, Access-Control-Allow-Origin: * (like the live API) [env {ENV_PREFIX}CORS, on]",
     )
     parser.add_argument(
         "--public-base-url",

@@ -41,4 +41,5 @@ class MockConfig:
     render_cache_bytes: int = 256 * 1024 * 1024
     fault_profile: FaultProfile | None = None
     admin_token: str | None = None
+    cors: bool = True  # answer CORS preflights and send `Access-Control-Allow-Origin: *` (like the live API)
     check_responses: bool = False  # hold every answer to the spec and raise NonConformingResponse (tests)

@@ -22,7 +22,11 @@ from .spec import Operation
 from .state import to_decimal
 
 DAY = 86_400
-PREFER_HELP = "code=<status or error code>, example=<error code>, latency=<milliseconds>, presign=fail"
+PREFER_HELP = (
+    "code=<status or error code>, example=<error code>, latency=<milliseconds>, presign=fail, "
+    "moderation=flagged|unavailable"
+)
+MODERATION_OUTCOMES = ("flagged", "unavailable")
 
 
 @lru_cache(maxsize=4096)
@@ -47,10 +51,11 @@ class Directives:
     latency_ms: float | None = None  # None: the fault profile's latency for what is generated
     presign_failure: bool = False
     source: str | None = None
+    moderation: str | None = None  # inline moderation forced to flag / fail closed (Prefer: moderation=...)
 
     @property
     def empty(self) -> bool:
-        return self.code is None and self.latency_ms is None and not self.presign_failure
+        return self.code is None and self.latency_ms is None and not self.presign_failure and self.moderation is None
 
 
 NO_DIRECTIVES = Directives()
@@ -99,7 +104,7 @@ def parse_prefer(header: str | None, operation: Operation) -> Directives:
         name, sep, value = part.strip().partition("=")
         name = name.strip().lower()
         value = value.strip().strip('"')
-        if not sep or name not in ("code", "example", "latency", "presign", "dynamic") or not value:
+        if not sep or name not in ("code", "example", "latency", "presign", "dynamic", "moderation") or not value:
             raise MockError(
                 "invalid_parameter_value",
                 f"Prefer: '{part.strip()}' is not understood. Valid directives: {PREFER_HELP}. "
@@ -132,7 +137,15 @@ def parse_prefer(header: str | None, operation: Operation) -> Directives:
     presign = values.get("presign")
     if presign is not None and presign != "fail":
         raise MockError("invalid_parameter_value", f"Prefer: presign accepts only 'fail', got '{presign}'.", "Prefer")
-    return Directives(choose_code(operation, code, status, "Prefer"), latency, presign == "fail", "prefer")
+    moderation = values.get("moderation")
+    if moderation is not None and moderation not in MODERATION_OUTCOMES:
+        raise MockError(
+            "invalid_parameter_value",
+            f"Prefer: moderation accepts {' or '.join(MODERATION_OUTCOMES)}, got '{moderation}'.",
+            "Prefer",
+        )
+    code = choose_code(operation, code, status, "Prefer")
+    return Directives(code, latency, presign == "fail", "prefer", moderation)
 
 
 # -- the fault profile -------------------------------------------------------------------------
@@ -362,9 +375,11 @@ def resolve_directives(
         faults.admit(key, now)
         random_code = faults.random_error(operation)
         if random_code is not None:
-            return Directives(random_code, directives.latency_ms, directives.presign_failure, "profile")
+            return Directives(
+                random_code, directives.latency_ms, directives.presign_failure, "profile", directives.moderation
+            )
     if not directives.presign_failure and (presign_failure or faults.presign_fails()):
-        directives = Directives(directives.code, directives.latency_ms, True, directives.source)
+        directives = Directives(directives.code, directives.latency_ms, True, directives.source, directives.moderation)
     return directives
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import orjson
 
@@ -25,6 +26,7 @@ from .files import FILE_OPERATION, Files
 from .handlers import HANDLERS
 from .inputs import Inputs
 from .messages import MockRequest, MockResponse, Outcome, plain_error
+from .payments import Payments, x402_matrix
 from .render import Renderer
 from .routing import NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, UrlSigner
@@ -76,8 +78,10 @@ class Engine:
             max_input_pixels=config.max_input_pixels,
             max_request_pixels=config.max_request_pixels,
         )
+        self.payments = Payments(self.clock, self.catalog.x402, x402_matrix(self.spec.document))
+        self.payments.replay = self.handle  # completing a paid quote replays the stored request
         self.services = Services(
-            config, self.catalog, self.renderer, self.files, inputs, self.clock, self.ledger, self.faults
+            config, self.catalog, self.renderer, self.files, inputs, self.clock, self.ledger, self.faults, self.payments
         )
         self._file_operation = self.admin.spec.by_id[FILE_OPERATION]
         self._routing_errors = self.admin.routing_errors
@@ -96,6 +100,7 @@ class Engine:
         self.journal.clear()
         self.files.clear()
         self.renderer.clear()
+        self.payments.clear()
 
     # -- the pipeline -------------------------------------------------------------------------
     def handle(self, request: MockRequest) -> MockResponse:
@@ -152,7 +157,7 @@ class Engine:
         )
 
     def authenticate(self, operation: Operation, request: MockRequest) -> str | None:
-        x402 = operation.x402_anonymous and request.headers.get("x-x402", "").lower() == "true"
+        x402 = operation.x402_anonymous and _accountless(request.headers)
         return authenticate(operation, request.headers, self.accepts_key, allow_anonymous=x402)
 
     def controls(self, operation: Operation, request: MockRequest, key: str | None) -> Directives:
@@ -257,6 +262,20 @@ class Engine:
         problems = spec.response_problems(response.operation_id, response.status, response.media_type, body)
         if problems:
             raise NonConformingResponse(f"{request.method} {request.path} -> {response.status}: {problems}")
+
+
+def _accountless(headers: Mapping[str, str]) -> bool:
+    """An opted-in x402 call: a quote request (`x-x402: true`) or a paid replay (`X-PAYMENT`, L402).
+
+    Multipart uploads "require normal auth before conversion" (x402 page): never accountless.
+    """
+    if headers.get("content-type", "").lower().startswith("multipart/"):
+        return False
+    return (
+        headers.get("x-x402", "").lower() == "true"
+        or bool(headers.get("x-payment"))
+        or headers.get("authorization", "").lower().startswith("l402 ")
+    )
 
 
 def _named_model(request: MockRequest, operation: Operation | None) -> str | None:

@@ -476,7 +476,7 @@ async def test_nsfw_data_url_in_image_url_and_truncation(client: httpx.AsyncClie
     ("body", "headers", "status", "code"),
     [
         ({}, X_API_KEY, 400, "missing_image_input"),
-        ({"image_urls": []}, X_API_KEY, 400, "invalid_parameter_value"),
+        ({"image_urls": []}, X_API_KEY, 400, "missing_image_input"),
         ({"imageUrl": "https://example.com/a.png", "model": "other"}, X_API_KEY, 400, "invalid_parameter_value"),
         ({"imageUrl": "https://example.com/a.png"}, {}, 401, "missing_api_key"),
         ({"imageUrl": "https://example.com/a.png"}, {"x-api-key": ""}, 401, "missing_api_key"),

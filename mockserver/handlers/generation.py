@@ -7,10 +7,9 @@ or uploads); they translate, then call :func:`generate`.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from contextlib import nullcontext
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +20,10 @@ from ..catalog import Model
 from ..errors import MockError
 from ..inputs import SourceImage, bomb, short_digest
 from ..messages import Outcome
-from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderSpec
+from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderSpec, image_info
+from .moderation import moderate
 
 LABEL_CHARS = 80  # a prompt up to this long is shown verbatim in the picture
-X402_QUOTE_TTL_S = 900
 
 
 def prompt_label(prompt: str) -> str:
@@ -85,16 +84,32 @@ def generate(
             "mask" if edit else "maskDataUrl",
         )
     aspect = body.get("aspect_ratio")
-    width, height, tier = model.pixel_size(
-        size if size is None else str(size), None if aspect is None else str(aspect), param=size_param
-    )
+    tier: str | None
+    if size is not None and str(size) in model.scale_factors and sources:  # `2x`: of the input image
+        factor = model.scale_factors[str(size)]
+        try:
+            source = image_info(sources[0].data)
+        except InvalidImage as exc:
+            raise MockError(
+                "invalid_parameter_value", f"An input image could not be decoded: {exc}.", image_param
+            ) from None
+        width, height, tier = source.width * factor, source.height * factor, str(size)
+    else:
+        width, height, tier = model.pixel_size(
+            size if size is None else str(size), None if aspect is None else str(aspect), param=size_param
+        )
     keep_source_size = edit and size is None and bool(sources)
     model.check_quality(None if body.get("quality") is None else str(body.get("quality")))
     fmt = output_format(body, model)
     count = model.image_count(int(body[n_param]), n_param)
     cost = model.price(width, height, tier) * count
-    if call.key is None:  # authentication let an x402 quote request through
-        raise x402_quote(call, cost)
+    check = moderate(call, str(body.get("prompt") or ""))  # inline moderation, when asked for
+    paid = None
+    if call.key is None:  # authentication let an accountless x402 request through
+        paid = services.payments.settle(call.request)  # a replay carrying a valid payment proof
+        if paid is None:
+            raise x402_quote(call, cost)
+    total = cost + (check.cost if check else 0)
     asked_seed = body.get("seed")
     seeded = isinstance(asked_seed, int) and model.seed  # only a seeded image can be asked for again
     seed = asked_seed % 2**32 if isinstance(asked_seed, int) and seeded else secrets.randbelow(2**32)
@@ -103,7 +118,7 @@ def generate(
     label = prompt_label(str(body.get("prompt", "")))
     base_url = call.request.base_url
     renderer, files = services.renderer, services.files
-    with call.charge(cost) as charge:
+    with nullcontext() if paid else call.charge(total) as charge:
         data: list[dict[str, Any]] = []
         urls: list[str] = []
         shown: list[RenderSpec] = []  # b64 images the journal links to, signed only if someone reads it
@@ -136,16 +151,17 @@ def generate(
                 # already-encoded JSON: orjson copies it as is instead of scanning 16+ KB of text
                 data.append({"b64_json": orjson.Fragment(renderer.render_b64_json(wanted, cache=seeded))})
                 shown.append(wanted)
-        payload = {
+        payload: dict[str, Any] = {
             "created": int(services.clock.now()),
             "data": [{"url": u} for u in urls] if want_url else data,
-            "cost": float(cost),
-            "paymentSource": "USD",
-            "remainingBalance": float(charge.remaining),
+            "cost": float(total),
         }
+        if charge is not None:  # an accountless (x402) request is charged to no balance
+            payload |= {"paymentSource": "USD", "remainingBalance": float(charge.remaining)}
     return Outcome(
         call.operation.success_status,
         payload,
+        headers=check.headers() if check else {},
         charge=charge,
         model=model.id,
         megapixels=width * height * count / 1e6,
@@ -154,22 +170,7 @@ def generate(
 
 
 def x402_quote(call: Call, cost: Decimal) -> MockError:
-    """The accountless 402: the operation's documented quote, priced for this very request."""
-    template = call.operation.errors["x402_payment_required"]
-    payment = dict(template.body.get("payment") or {})
-    request_hash = hashlib.sha256(call.request.body).hexdigest()
-    payment_id = "pay_" + request_hash[:24]
+    """The accountless 402: the operation's documented quote, priced for and bound to this very request."""
     base = call.services.config.public_base_url or call.request.base_url
-    now = call.services.clock.now()
-    expires = datetime.fromtimestamp(now + X402_QUOTE_TTL_S, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    payment.update(
-        {
-            "paymentId": payment_id,
-            "requestHash": f"sha256:{request_hash}",
-            "expiresAt": expires,
-            "amountUsd": f"{cost:.4f}",
-            "statusUrl": f"{base}/api/x402/status/{payment_id}",
-            "completeUrl": f"{base}/api/x402/complete/{payment_id}",
-        }
-    )
+    payment = call.services.payments.quote(call.request, cost, base)
     return MockError("x402_payment_required", "Payment required to complete this request.", extra={"payment": payment})

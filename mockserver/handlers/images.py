@@ -7,6 +7,7 @@ from ..errors import MockError
 from ..messages import Outcome
 from ..validation import ParsedBody, as_list
 from .generation import generate
+from .moderation import moderation_preflight
 from .registry import handles
 
 IMAGE_ALIASES = ("imageDataUrl", "imageDataUrls", "image_url", "images")  # legacy names of input_references
@@ -34,6 +35,7 @@ def documented_first(parsed: ParsedBody) -> None:
 def images_generate(call: Call) -> Outcome:
     body, given = call.input.body, call.input.given
     model = call.services.catalog.get(body["model"])
+    moderation_preflight(call)  # inputs inline moderation cannot inspect fail closed before decoding
     references = as_list(body.get("input_references")) or [
         ref for alias in IMAGE_ALIASES for ref in as_list(body.get(alias))
     ]
