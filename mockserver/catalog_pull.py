@@ -23,8 +23,9 @@ from urllib.parse import quote
 import httpx
 import yaml
 
-from .catalog import load_catalog, parse_size
+from .catalog import DEFAULT_CATALOG, load_catalog, parse_size
 from .errors import SpecError
+from .spec import load_yaml
 
 USER_AGENT = "nanogpt-mock catalog pull"
 _TIER = re.compile(r"^(\d{1,2})[kK]$")
@@ -235,13 +236,30 @@ def pull(base_url: str, *, progress: Callable[[str], None], timeout: float = 30.
                 raise PullError(f"GET /{path}: expected a JSON object with an 'endpoints' list")
             models.append(to_catalog_model(item, endpoints, legacy.get(item["id"])))
     generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return {"generated_at": generated, "source": base_url, "models": models}
+    return {"generated_at": generated, "source": base_url, **mock_sections(models), "models": models}
+
+
+def mock_sections(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a server's catalogs do not publish, from the built-in catalog: the route facts (pointed at
+    pulled models), the defaults, and the moderation, NSFW and x402 data."""
+    builtin = load_yaml(DEFAULT_CATALOG)
+    ids = [m["id"] for m in models]
+    routes = dict(builtin["routes"])
+    for name, fallback in (
+        ("edit_default_model", next((m["id"] for m in models if m["max_input_images"]), ids[0])),
+        ("midjourney_model", ids[0]),
+    ):
+        if routes[name] not in ids:
+            routes[name] = fallback
+    sections = {"routes": routes, "defaults": builtin["defaults"]}
+    return sections | {k: builtin[k] for k in ("moderation_models", "nsfw_classifier", "x402") if k in builtin}
 
 
 def write_catalog(document: Mapping[str, Any], out: Path) -> None:
     header = (
         f"# Pulled by `nanogpt-mock catalog pull` from {document['source']} at {document['generated_at']}.\n"
         "# Format: see the header of mockserver/catalog.yaml; `upstream` keeps the server's records whole.\n"
+        "# routes, defaults, moderation_models, nsfw_classifier, x402: the built-in catalog's (not published).\n"
     )
     out.write_text(header + yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True), encoding="utf-8")
 

@@ -25,6 +25,7 @@ from .conftest import AUTH, decode_image
 
 pytestmark = pytest.mark.socket
 
+
 # A recording in the shapes of the documented examples and of the sanitized live records in
 # dkylepeppers-alt/char2vid tests/fixtures/nanogpt/catalogs.json (typed and legacy descriptors, a slashed ID,
 # an unknown control the mock does not understand, which must survive the pull).
@@ -202,6 +203,7 @@ def test_pull_writes_a_catalog_the_mock_loads(recorded: ServerThread, tmp_path: 
     assert by_id["gpt-image-2"]["upstream"]["endpoints"]["endpoints"][0]["provider_tag"] is None
 
 
+@pytest.mark.anyio
 async def test_the_mock_serves_a_pulled_catalog(recorded: ServerThread, tmp_path: Path) -> None:
     out = tmp_path / "pulled.yaml"
     assert run("--base-url", recorded.base_url, "-o", str(out))[0] == 0
