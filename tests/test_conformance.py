@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from mockserver import MockRequest
+from mockserver import Engine, MockRequest
 from mockserver.spec import load_spec
 
 from .conftest import KEY, checked_engine, data_url, png_bytes
@@ -24,6 +25,13 @@ VALID: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "legacyListImageModels": ("GET", "/api/v1/image-models", None),
     "legacyGenerateImage": ("POST", "/api/generate-image", {"model": "recraft-v3", "prompt": "x"}),
     "checkMidjourneyStatus": ("POST", "/api/check-midjourney-status", {"task_id": "1744449927914205"}),
+    "legacyListModels": ("GET", "/api/models", None),
+    "legacyListModelsImage": ("GET", "/api/models/image", None),
+    "nsfwClassifyImage": ("POST", "/api/nsfw/image", {"image_urls": ["https://example.com/a.png", IMAGE]}),
+    "listModerationModels": ("GET", "/api/v1/moderation-models", None),
+    "x402ListEndpoints": ("GET", "/api/v1/x402/endpoints", None),
+    "x402PaymentStatus": ("GET", "/api/x402/status/{paymentId}", None),  # a fresh quote's ID, see quoted()
+    "x402CompletePayment": ("POST", "/api/x402/complete/{paymentId}", None),
 }
 
 
@@ -37,13 +45,31 @@ def request(operation_id: str, prefer: str | None = None) -> MockRequest:
     return MockRequest(method, path, headers=headers, body=json.dumps(body).encode() if body is not None else b"")
 
 
+def quoted(engine: Engine, req: MockRequest) -> MockRequest:
+    """``req`` aimed at a payment that exists: an accountless quote taken on ``engine`` first (and paid)."""
+    if "{paymentId}" not in req.path:
+        return req
+    quote = engine.handle(
+        MockRequest(
+            "POST",
+            "/api/v1/images/generations",
+            headers={"x-x402": "true", "content-type": "application/json"},
+            body=b'{"prompt": "x"}',
+        )
+    )
+    payment_id = json.loads(quote.body)["payment"]["paymentId"]
+    headers = {**req.headers, "x-payment": "proof"}
+    return MockRequest(req.method, req.path.replace("{paymentId}", payment_id), headers=headers, body=req.body)
+
+
 def test_every_operation_is_covered() -> None:
     assert set(VALID) == set(SPEC.by_id)
 
 
 @pytest.mark.parametrize("operation_id", sorted(VALID))
 def test_success_conforms(operation_id: str) -> None:
-    response = checked_engine().handle(request(operation_id))  # the checked engine validates the body
+    engine = checked_engine()
+    response = engine.handle(quoted(engine, request(operation_id)))  # the checked engine validates the body
     assert response.status == SPEC.by_id[operation_id].success_status
     assert response.operation_id == operation_id
 
