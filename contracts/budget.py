@@ -15,8 +15,8 @@ from .catalog import TargetCatalog
 # operationId -> (the model a request without `model` gets, the field(s) that size it, the count fields)
 GENERATING: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
     "imagesGenerate": (None, ("resolution", "size"), ("nImages", "n")),
-    "openaiGenerateImage": ("hidream", ("size",), ("n",)),
-    "openaiGenerateImageApi": ("hidream", ("size",), ("n",)),
+    "openaiGenerateImage": ("hidream", ("size", "resolution"), ("n",)),  # `resolution`: a synonym of size
+    "openaiGenerateImageApi": ("hidream", ("size", "resolution"), ("n",)),
     "openaiEditImage": ("gpt-image-2", ("size",), ("n",)),
     "openaiEditImageAlias": ("gpt-image-2", ("size",), ("n",)),
     "legacyGenerateImage": (None, ("resolution",), ("nImages",)),

@@ -396,7 +396,10 @@ def nanogpt_billing(ctx: Any, response: Any, case: Any) -> bool | None:
     """``remainingBalance`` drops by ``cost``, and ``cost`` stays within the catalog's price."""
     env = environment()
     operation = operation_of(case, env.spec)
-    if operation is None or operation.operation_id not in GENERATING or not 200 <= int(response.status_code) < 300:
+    if operation is None or not 200 <= int(response.status_code) < 300:
+        return None
+    if operation.operation_id not in GENERATING:
+        _other_charge(env, ctx, case, json_body(response))  # e.g. NSFW classification: `cost`, no balance
         return None
     body = json_body(response)
     if not isinstance(body, dict):
@@ -440,6 +443,8 @@ def nanogpt_billing(ctx: Any, response: Any, case: Any) -> bool | None:
         priced = env.catalog.get(model_id) if env.catalog is not None else None
         if env.catalog is not None and priced is not None and priced.unit_prices():
             ceiling = env.catalog.estimate(model_id, request_resolution(op_id, request), request_count(op_id, request))
+            # an inline moderation check is billed on top of the images (documented response header)
+            ceiling += _moderation_cost(response.headers.get("x-nanogpt-inline-moderation-cost-usd"))
             if float(cost) > ceiling + 1e-6:
                 problems.append(
                     Finding(
@@ -452,6 +457,28 @@ def nanogpt_billing(ctx: Any, response: Any, case: Any) -> bool | None:
                 )
     _fail(env, problems)
     return True
+
+
+def _other_charge(env: CheckEnvironment, ctx: Any, case: Any, body: Any) -> None:
+    """A charged answer of a non-generating operation (`cost` without `remainingBalance`) lowers the
+    tracked balance, so the next generation's `remainingBalance` is compared with the right figure."""
+    if not isinstance(body, dict) or "remainingBalance" in body:
+        return
+    cost = body.get("cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and body.get("currency") == "USD":
+        who = _caller(ctx, case)
+        with env.lock:
+            if who in env.balances:
+                env.balances[who] -= float(cost)
+
+
+def _moderation_cost(header: Any) -> float:
+    """The header's value (schemathesis responses carry header values as lists)."""
+    value = header[0] if isinstance(header, list) and header else header
+    try:
+        return float(value) if value else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def reset_balance_tracking(env: CheckEnvironment | None = None) -> None:

@@ -150,7 +150,7 @@ class _Builder:
                 f["model"] = PROBE_MODEL_MISSING
             else:
                 return None
-        elif code == "x402_payment_required":
+        elif code == "x402_payment_required" and any(p.name == "x-x402" for p in op.header_params):
             request.auth = "none"
             request.headers = {"x-x402": "true"}
         elif code == "image_input_too_large" and op_id != "imagesGenerate" and (generating or edits):

@@ -301,7 +301,9 @@ def near_miss(draw: st.DrawFn, catalog: TargetCatalog) -> DomainRequest:
     options = ["size", "image", "model", "tiny"]
     if not model.fixed_image_count:
         options.append("count")
-    missing_formats = [f for f in ("png", "jpeg", "webp") if f not in model.output_formats]
+    # only a published output_format enum says what is refused (legacy descriptors do not list formats)
+    published = model.enum("output_format")
+    missing_formats = [f for f in ("png", "jpeg", "webp") if f not in model.output_formats] if published else []
     if missing_formats:
         options.append("format")
     if model.max_input_images == 0:
