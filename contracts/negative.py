@@ -29,8 +29,23 @@ SERVER_SIDE = frozenset(
         "server_error",
         "service_unavailable",
         "insufficient_balance",
+        # the inline moderation verdicts: the moderation provider's, never a contract run's to cause
+        "content_policy_violation",
+        "moderation_unavailable",
     }
 )
+# codes that depend on facts the public catalogs do not publish (a moderation model's modalities, batch
+# support and context length; a stored payment's state): forced on the mock, not provokable live
+STATE_DEPENDENT = frozenset(
+    {
+        "unsupported_input_modality",
+        "unsupported_batch_input",
+        "context_length_exceeded",
+        "payment_already_completed",
+        "payment_expired",
+    }
+)
+DOCUMENTED_MODERATION_MODELS = ("omni-moderation-latest", "meta-llama/llama-guard-4-12b")  # inline-moderation page
 
 
 @dataclass
@@ -82,11 +97,15 @@ class _Builder:
             fields = {"model": self.text_model, "prompt": "contract probe"}
         elif op_id == "checkMidjourneyStatus":
             fields = {"task_id": "contract-probe-task"}
+        elif op_id == "nsfwClassifyImage":
+            fields = {"image_urls": [data_url(_small_png())]}
         else:
             fields = {}
         request = DomainRequest(op_id, op.method, path, fields, auth=auth, expect="rejected")
         if op_id == "imagesListModelEndpoints":
             request.path_params = {"modelId": self.text_model}
+        if "paymentId" in op.path_params:
+            request.path_params = {"paymentId": "pay_contract_probe_unknown"}
         return request
 
     def trigger(self, op: Operation, code: str) -> DomainRequest | None:
@@ -108,8 +127,40 @@ class _Builder:
             request.headers = {"content-type": "multipart/form-data; boundary=xyz"}
         elif code == "missing_model" and op_id == "imagesGenerate":
             f.pop("model")
-        elif code == "missing_required_parameter" and op_id == "checkMidjourneyStatus":
+        elif (code, op_id) in (
+            ("missing_required_parameter", "checkMidjourneyStatus"),
+            ("missing_image_input", "nsfwClassifyImage"),
+        ):
             f.clear()
+        elif code == "invalid_parameter_value" and op_id == "nsfwClassifyImage":
+            f["model"] = "contract-probe-classifier"
+        elif code == "invalid_parameter_value" and op_id == "listModerationModels":
+            request.query = {"detailed": "sometimes"}
+        elif code == "invalid_parameter_value" and op_id == "x402ListEndpoints":
+            request.query = {"supported": "sometimes"}
+        elif code == "payment_not_found":
+            pass  # the base request names an unknown payment
+        elif code == "conflicting_moderation_model":
+            moderation, model = DOCUMENTED_MODERATION_MODELS
+            request.headers = {"moderation": moderation, "moderation-model": model}
+        elif code == "empty_moderation_input" and generating:
+            request.headers = {"moderation": "true"}
+            if op_id == "imagesGenerate":
+                f.pop("prompt")
+            else:
+                f["prompt"] = ""
+        elif code == "inline_moderation_requires_api_key":
+            request.auth = "none"
+            request.headers = {"x-x402": "true", "moderation": "true"}
+        elif code == "unsupported_moderation_input" and (edits or op_id == "imagesGenerate"):
+            request.headers = {"moderation": "true"}
+            if edits:  # a multipart text field that is neither a URL nor a data URL
+                request.multipart = True
+                f.pop("imageDataUrl")
+                f["image"] = "aGVsbG8sIG5vdCBhbiBpbWFnZSBVUkw="
+            else:
+                f["model"] = self.edit_model or f["model"]
+                f["images"] = ["aGVsbG8sIG5vdCBhbiBpbWFnZSBVUkw="]
         elif code == "missing_required_parameter" and (generating or edits):
             f.pop("prompt")
         elif code == "invalid_input_references":
@@ -172,7 +223,7 @@ def negative_cases(
         if operations is not None and op.operation_id not in operations:
             continue
         for code, template in op.errors.items():
-            request = None if code in SERVER_SIDE else builder.trigger(op, code)
+            request = None if code in SERVER_SIDE | STATE_DEPENDENT else builder.trigger(op, code)
             if request is not None:
                 out.append(NegativeCase(op.operation_id, code, template.status, request, forced=False))
             elif mock:

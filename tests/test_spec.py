@@ -78,7 +78,7 @@ _OPENAI_GENERATE_CODES: dict[str, list[str]] = {
         "missing_required_parameter",
         "invalid_parameter_value",
         "image_input_not_supported",
-        *_MODERATION_400,
+        *[c for c in _MODERATION_400 if c != "unsupported_moderation_input"],
     ],
     "401": _AUTH,
     "402": _PAYMENT,
@@ -98,7 +98,7 @@ _OPENAI_EDIT_CODES: dict[str, list[str]] = {
         "missing_image_input",
         "invalid_parameter_value",
         "image_input_not_supported",
-        *_MODERATION_400,
+        *[c for c in _MODERATION_400 if c != "empty_moderation_input"],
     ],
 }
 _CATALOG_CODES: dict[str, list[str]] = {
@@ -120,7 +120,7 @@ EXPECTED_ERROR_CODES: dict[str, dict[str, list[str]]] = {
             "unsupported_provider_options",
             "invalid_parameter_value",
             "image_input_not_supported",
-            *_MODERATION_400,
+            *[c for c in _MODERATION_400 if c != "inline_moderation_requires_api_key"],
         ],
         "401": _AUTH,
         "402": ["insufficient_balance"],
