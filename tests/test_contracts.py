@@ -141,6 +141,7 @@ def test_a_live_target_gets_cheap_positives_and_skips_what_only_the_server_can_c
     # coverage facets the cheapest model supporting each
     cheapest = {m.id for m in (catalog.cheapest(), catalog.cheapest(inputs=1), catalog.cheapest(seed=True)) if m}
     cheapest |= {f.request.fields["model"] for f in Planner(load_spec(), catalog).facets() if f.request}
+    cheapest |= {"nsfw-classifier"}  # the only NSFW classifier ($0.0015 per image)
     assert charged and {e["model"] or "pruna-ai/p-image/text-to-image" for e in charged} <= cheapest | {None}
     assert float(_spent_on(app)) <= 0.25
 
