@@ -75,9 +75,23 @@ class RunOptions:
     progress: Callable[[CaseResult], None] | None = None
 
 
+PAID_ADD_ON_HEADERS = frozenset({"moderation", "moderation-model"})  # inline moderation: billed on its own
+
+
 def schemathesis_schema(spec: Spec) -> Any:
-    """The spec as schemathesis sees it: mock-only parameters (``x-mock-only``) removed."""
+    """The spec as schemathesis sees it: mock-only parameters (``x-mock-only``) removed, and the inline
+    moderation headers too (a paid add-on the budget does not price; the negative suite probes them)."""
     document = without_mock_only(spec.document)
+    parameters = document.get("components", {}).get("parameters", {})
+    paid = {
+        f"#/components/parameters/{k}"
+        for k, v in parameters.items()
+        if str(v.get("name", "")).lower() in PAID_ADD_ON_HEADERS
+    }
+    for item in document.get("paths", {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and isinstance(op.get("parameters"), list):
+                op["parameters"] = [p for p in op["parameters"] if p.get("$ref") not in paid]
     config = SchemathesisConfig.from_dict(
         {"checks": {"positive_data_acceptance": {"expected-statuses": CATALOG_DEPENDENT_STATUSES}}}
     )
@@ -353,6 +367,12 @@ class Runner:
                 result = CaseResult("schema", f"{operation.label} [{mode.value}]", op_id)
                 started = time.perf_counter()
                 strategy = operation.as_strategy(generation_mode=mode)
+                if mode == GenerationMode.POSITIVE:
+                    # the spec's own request examples come first: a few draws always include a request the
+                    # API accepts, so checks of accepted answers (ignored_auth, billing) never hang on luck
+                    examples = operation.get_strategies_from_examples()
+                    if examples:
+                        strategy = st.one_of(*examples, strategy)
 
                 run = self._schema_test(strategy, mode, result)
 
