@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import PIL
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from mockserver.render import OUTPUT_FORMATS, OutputFormat, Renderer, RenderSpec
+from mockserver.render import OUTPUT_FORMATS, OutputFormat, Renderer, RenderRequest
 
 SIZES = ((1024, 1024), (2048, 2048))
 BUDGET_S = 1.5  # per measured case
@@ -77,10 +77,10 @@ def collect(budget_s: float = BUDGET_S) -> Iterator[dict[str, Any]]:
             for fmt in OUTPUT_FORMATS:
 
                 def mock(i: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
-                    return fresh.render(RenderSpec(MODEL, PROMPT, width, height, SEED0 + i, 0, fmt), cache=False)
+                    return fresh.render(RenderRequest(MODEL, PROMPT, width, height, SEED0 + i, 0, fmt), cache=False)
 
                 def repeat(_: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
-                    return cached.render(RenderSpec(MODEL, PROMPT, width, height, 42, 0, fmt))
+                    return cached.render(RenderRequest(MODEL, PROMPT, width, height, 42, 0, fmt))
 
                 def base(i: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
                     return naive(width, height, fmt, i)
@@ -141,10 +141,10 @@ def edit_row(fresh: Renderer, cached: Renderer) -> dict[str, Any]:
     source = edit_source()
 
     def mock(i: int) -> bytes:
-        return fresh.render_edit(RenderSpec(MODEL, PROMPT, 256, 256, SEED0 + i), source, cache=False)
+        return fresh.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, SEED0 + i), source, cache=False)
 
     def repeat(_: int) -> bytes:
-        return cached.render_edit(RenderSpec(MODEL, PROMPT, 256, 256, 42), source)
+        return cached.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, 42), source)
 
     m_med, m_p90, m_size = measure(mock, WARM_CALLS)
     c_med, _, _ = measure(repeat)

@@ -54,3 +54,17 @@ def authenticate(
         + " or ".join("'Authorization: Bearer <key>'" if h == "authorization" else f"'{h}: <key>'" for h in schemes)
         + ".",
     )
+
+
+def accountless_x402(headers: Mapping[str, str]) -> bool:
+    """An opted-in x402 call: a quote request (`x-x402: true`) or a paid replay (`X-PAYMENT`, L402).
+
+    Multipart uploads "require normal auth before conversion" (x402 page): never accountless.
+    """
+    if headers.get("content-type", "").lower().startswith("multipart/"):
+        return False
+    return (
+        headers.get("x-x402", "").lower() == "true"
+        or bool(headers.get("x-payment"))
+        or headers.get("authorization", "").lower().startswith("l402 ")
+    )

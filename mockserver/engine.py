@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 import orjson
 
 from .admin import ADMIN_PREFIX, AdminApi
-from .auth import authenticate
+from .auth import accountless_x402, authenticate
 from .call import Call, Services
 from .catalog import Catalog, load_catalog
 from .config import MockConfig
@@ -32,7 +31,7 @@ from .routing import NoRoute, RouteMatch, Router
 from .signing import FILES_PREFIX, UrlSigner
 from .spec import Operation, Spec, load_spec
 from .state import Clock, Ledger
-from .validation import Input, validate
+from .validation import Input, model_named_in, validate
 
 __all__ = ["Engine", "MockConfig", "NonConformingResponse"]
 
@@ -132,7 +131,7 @@ class Engine:
             "&".join(f"{k}={v}" for k, v in request.query),
             response.operation_id,
             key_id(key),
-            outcome.model or _named_model(request, operation),
+            outcome.model or (model_named_in(request.body) if operation and operation.bodies else None),
             response.status,
             response.error_code,
             None if outcome.charge is None else outcome.charge.cost,
@@ -157,7 +156,7 @@ class Engine:
         )
 
     def authenticate(self, operation: Operation, request: MockRequest) -> str | None:
-        x402 = operation.x402_anonymous and _accountless(request.headers)
+        x402 = operation.x402_anonymous and accountless_x402(request.headers)
         return authenticate(operation, request.headers, self.accepts_key, allow_anonymous=x402)
 
     def controls(self, operation: Operation, request: MockRequest, key: str | None) -> Directives:
@@ -262,29 +261,3 @@ class Engine:
         problems = spec.response_problems(response.operation_id, response.status, response.media_type, body)
         if problems:
             raise NonConformingResponse(f"{request.method} {request.path} -> {response.status}: {problems}")
-
-
-def _accountless(headers: Mapping[str, str]) -> bool:
-    """An opted-in x402 call: a quote request (`x-x402: true`) or a paid replay (`X-PAYMENT`, L402).
-
-    Multipart uploads "require normal auth before conversion" (x402 page): never accountless.
-    """
-    if headers.get("content-type", "").lower().startswith("multipart/"):
-        return False
-    return (
-        headers.get("x-x402", "").lower() == "true"
-        or bool(headers.get("x-payment"))
-        or headers.get("authorization", "").lower().startswith("l402 ")
-    )
-
-
-def _named_model(request: MockRequest, operation: Operation | None) -> str | None:
-    """The model a refused request asked for, for the journal (cheap: only JSON bodies that name one)."""
-    if operation is None or not operation.bodies or b'"model"' not in request.body:
-        return None
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return None
-    model = data.get("model") if isinstance(data, dict) else None
-    return model if isinstance(model, str) else None

@@ -15,7 +15,7 @@ from typing import Any, cast
 from .errors import MockError
 from .lru import BytesLRU
 from .messages import MockRequest, Outcome
-from .render import MEDIA_TYPES, OutputFormat, Renderer, RenderSpec
+from .render import MEDIA_TYPES, OutputFormat, Renderer, RenderRequest
 from .signing import FILES_PREFIX, SignatureError, UrlSigner
 from .state import Clock
 
@@ -50,16 +50,18 @@ class Files:
         self._stored.put(digest, image)
         return digest
 
-    def lazy_urls(self, base_url: str, wanted: tuple[RenderSpec, ...]) -> Callable[[], tuple[str, ...]]:
+    def lazy_urls(self, base_url: str, wanted: tuple[RenderRequest, ...]) -> Callable[[], tuple[str, ...]]:
         """URLs signed when called, with the expiry of now: the journal's links to b64 images cost
         nothing unless the journal is read."""
         expires = int(self._clock.now()) + self._url_ttl
         return functools.partial(self._urls, base_url, wanted, expires)
 
-    def _urls(self, base_url: str, wanted: tuple[RenderSpec, ...], expires: int) -> tuple[str, ...]:
+    def _urls(self, base_url: str, wanted: tuple[RenderRequest, ...], expires: int) -> tuple[str, ...]:
         return tuple(self.url(base_url, w, expires=expires) for w in wanted)
 
-    def url(self, base_url: str, wanted: RenderSpec, stored: str | None = None, *, expires: int | None = None) -> str:
+    def url(
+        self, base_url: str, wanted: RenderRequest, stored: str | None = None, *, expires: int | None = None
+    ) -> str:
         """A signed, expiring URL of ``wanted`` (re-rendered on GET), or of a stored edit output."""
         fmt = wanted.output_format
         payload: dict[str, Any] = (
@@ -113,7 +115,7 @@ class Files:
                 raise MockError("file_not_found", "This image is no longer stored by this mock process.")
         else:
             try:
-                wanted = RenderSpec(
+                wanted = RenderRequest(
                     str(p["m"]),
                     str(p["p"]),
                     int(p["w"]),

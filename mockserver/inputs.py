@@ -19,7 +19,7 @@ from PIL import Image
 
 from .catalog import InputLimits, Model
 from .errors import MockError
-from .render import InvalidImage, Renderer, RenderSpec, image_info
+from .render import InvalidImage, Renderer, RenderRequest, image_info
 from .validation import UploadedFile, as_list
 
 DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+)?(;[a-z0-9=.+-]+)*;base64,", re.IGNORECASE)
@@ -113,7 +113,7 @@ class Inputs:
         if own is not None:
             return self._checked(own, param, len(own), bad)
         seed = int.from_bytes(hashlib.sha256(url.encode()).digest()[:4], "big")
-        stand_in = RenderSpec("input-reference", short_digest(url), REFERENCE_SIZE, REFERENCE_SIZE, seed)
+        stand_in = RenderRequest("input-reference", short_digest(url), REFERENCE_SIZE, REFERENCE_SIZE, seed)
         return SourceImage(self._renderer.render(stand_in), REFERENCE_SIZE, REFERENCE_SIZE, param)
 
     def check_request(self, images: Iterable[SourceImage | None]) -> None:

@@ -54,7 +54,7 @@ __all__ = [
     "ImageInfo",
     "InvalidImage",
     "OutputFormat",
-    "RenderSpec",
+    "RenderRequest",
     "Renderer",
     "image_info",
 ]
@@ -108,7 +108,7 @@ class InvalidImage(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class RenderSpec:
+class RenderRequest:
     """Everything that determines an image; equal specs give byte-identical images.
 
     ``index`` is the position of the image among the n of one request, so siblings differ.
@@ -332,7 +332,7 @@ def _dot_rows(scale: int) -> tuple[Mapping[str, bytes], ...]:
     )
 
 
-def _info_text(spec: RenderSpec) -> str:
+def _info_text(spec: RenderRequest) -> str:
     text = f"{spec.width}x{spec.height}  seed {spec.seed}  #{spec.index}"
     return "".join(c if c in _DOTS else "?" for c in text)
 
@@ -853,7 +853,7 @@ def image_info(data: bytes) -> ImageInfo:
     return ImageInfo(fmt, width, height)
 
 
-def _comment(spec: RenderSpec) -> bytes:
+def _comment(spec: RenderRequest) -> bytes:
     """A PNG tEXt note so tools like exiftool/identify show what the mock was asked for."""
     prompt = _clean(spec.prompt)
     text = (
@@ -868,7 +868,7 @@ class Renderer:
 
     Safe to call from many threads at once (see the module docstring).
 
-    Two caches: encoded images by :class:`RenderSpec` (``cache_bytes``; skipped with ``cache=False``, for
+    Two caches: encoded images by :class:`RenderRequest` (``cache_bytes``; skipped with ``cache=False``, for
     images nobody can ask for again) and the seed-independent parts (``pieces_bytes``: the deflated
     background and label rows shared by every seed of one size, model and prompt, the JPEG/WebP plans and
     per-hue label MCUs, an edit's prepared source).
@@ -889,7 +889,7 @@ class Renderer:
 
     # -- public API ----------------------------------------------------------------------------------
 
-    def render(self, spec: RenderSpec, *, cache: bool = True) -> bytes:
+    def render(self, spec: RenderRequest, *, cache: bool = True) -> bytes:
         """A test card for a generation request; repeated identical requests are served from cache.
 
         ``cache=False``: do not keep the result (an unseeded request's image is never asked for again).
@@ -907,7 +907,7 @@ class Renderer:
             self._cache.put(spec, data)
         return data
 
-    def render_b64_json(self, spec: RenderSpec, *, cache: bool = True) -> bytes:
+    def render_b64_json(self, spec: RenderRequest, *, cache: bool = True) -> bytes:
         """``render`` as a JSON string token (``"<base64>"``): responses embed it as is, so a repeated
         request copies the image once instead of encoding, decoding and escaping it. A PNG is spliced
         from the pre-encoded base64 of its cached pieces; only the per-seed parts are encoded."""
@@ -925,7 +925,7 @@ class Renderer:
 
     def render_edit(
         self,
-        spec: RenderSpec,
+        spec: RenderRequest,
         source: bytes,
         mask: bytes | None = None,
         *,
@@ -975,7 +975,7 @@ class Renderer:
 
     # -- cards ---------------------------------------------------------------------------------------
 
-    def _card(self, spec: RenderSpec) -> tuple[list[bytes], bytes]:
+    def _card(self, spec: RenderRequest) -> tuple[list[bytes], bytes]:
         """All rows of a card (palette indices) and its palette: the Pillow formats' input."""
         d = _digest("card", spec.prompt, spec.seed)
         rows = _background(spec.width, spec.height, _background_key(d, spec.index))
@@ -1118,7 +1118,7 @@ class Renderer:
         top, height = layout.tops[layout.info], layout.heights[layout.info]
         return rows[:top], rows[top : top + height], rows[top + height :]
 
-    def _label(self, spec: RenderSpec) -> tuple[tuple[int, int, int, int], Image.Image] | None:
+    def _label(self, spec: RenderRequest) -> tuple[tuple[int, int, int, int], Image.Image] | None:
         """The label box as an L image of palette indices, and where it goes (for edits)."""
         layout = self._layout(spec.width, spec.height)
         if layout is None:
@@ -1136,7 +1136,7 @@ class Renderer:
 
     # -- PNG -----------------------------------------------------------------------------------------
 
-    def _png_parts(self, spec: RenderSpec, *, b64: bool, quote: bool = False) -> list[bytes]:
+    def _png_parts(self, spec: RenderRequest, *, b64: bool, quote: bool = False) -> list[bytes]:
         """The PNG as a list of byte strings (or their base64, each part aligned to 3 bytes).
 
         Layout: signature, IHDR, PLTE, tEXt, a 2-byte IDAT (zlib header), then one IDAT per band of rows
@@ -1197,7 +1197,7 @@ class Renderer:
         adler_after = 1
         for piece in after:
             adler_after = _adler32_combine(adler_after, piece.adler, piece.length)
-        sample = _comment(RenderSpec(model, prompt, width, height, 0, 0)).decode("latin-1")
+        sample = _comment(RenderRequest(model, prompt, width, height, 0, 0)).decode("latin-1")
         comment = (
             b"Comment\x00" + sample[: sample.index(" seed=") + 6].encode("latin-1"),
             sample[sample.index(" prompt=") :].encode("latin-1"),
@@ -1209,7 +1209,7 @@ class Renderer:
         return card
 
     def _info_fast(
-        self, layout: _Layout, base: tuple[bytes, ...], spec: RenderSpec, adler: int
+        self, layout: _Layout, base: tuple[bytes, ...], spec: RenderRequest, adler: int
     ) -> tuple[bytes, int] | None:
         """The info line's deflate blocks and the adler32 continued from ``adler``, without zlib work.
 
@@ -1245,7 +1245,7 @@ class Renderer:
             adler = _adler32_combine(adler, fast.bottom_adler, fast.bottom_length)
         return b"".join(parts), adler
 
-    def _make_info_fast(self, layout: _Layout, base: tuple[bytes, ...], spec: RenderSpec) -> _InfoFast | None:
+    def _make_info_fast(self, layout: _Layout, base: tuple[bytes, ...], spec: RenderRequest) -> _InfoFast | None:
         text = _info_text(spec)
         fit, left, top, kept = _info_geometry(layout, len(base), len(text))
         if kept < len(text):
@@ -1386,7 +1386,7 @@ class Renderer:
 
     # -- JPEG ----------------------------------------------------------------------------------------
 
-    def _jpeg(self, spec: RenderSpec) -> bytes:
+    def _jpeg(self, spec: RenderRequest) -> bytes:
         """A JPEG card spliced from independently coded MCUs: only the distinct ones are encoded.
 
         Restart markers after every MCU make each one's entropy-coded bytes self-contained (DC prediction
@@ -1436,7 +1436,7 @@ class Renderer:
         out.append(b"\xff\xd9")
         return b"".join(out)
 
-    def _jpeg_plan(self, spec: RenderSpec, d: bytes) -> _JpegPlan:
+    def _jpeg_plan(self, spec: RenderRequest, d: bytes) -> _JpegPlan:
         """The MCU layout of the cards of one size, background, model, prompt, seed length and index."""
         width, height = spec.width, spec.height
         bg = _background_key(d, spec.index)
@@ -1522,7 +1522,7 @@ class Renderer:
         self._pieces.put_sized(key, plan, plan.size)
         return plan
 
-    def _jpeg_rect(self, spec: RenderSpec, layout: _Layout | None) -> tuple[int, int, int, int] | None:
+    def _jpeg_rect(self, spec: RenderRequest, layout: _Layout | None) -> tuple[int, int, int, int] | None:
         """The MCUs (col0, row0, col1, row1) the seed's digits touch: the only seed-dependent pixel data."""
         if layout is None:
             return None
@@ -1539,7 +1539,7 @@ class Renderer:
 
     # -- WebP ----------------------------------------------------------------------------------------
 
-    def _webp(self, spec: RenderSpec) -> bytes:
+    def _webp(self, spec: RenderRequest) -> bytes:
         """A lossless WebP card written from cached bits: the palette and the seed's digits per request."""
         d = _digest("card", spec.prompt, spec.seed)
         plan = self._webp_plan(spec, d)
@@ -1556,7 +1556,7 @@ class Renderer:
         chunks.append(plan.after)
         return _riff_webp(_cat(chunks))
 
-    def _webp_plan(self, spec: RenderSpec, d: bytes) -> _WebpPlan | None:
+    def _webp_plan(self, spec: RenderRequest, d: bytes) -> _WebpPlan | None:
         width, height = spec.width, spec.height
         seed = str(spec.seed)
         key = ("webp", width, height, _background_key(d, spec.index), spec.model, spec.prompt, len(seed), spec.index)
@@ -1567,7 +1567,7 @@ class Renderer:
         self._pieces.put_sized(key, False if plan is None else plan, 64 if plan is None else plan.size)
         return plan
 
-    def _make_webp_plan(self, spec: RenderSpec, seed: str) -> _WebpPlan | None:
+    def _make_webp_plan(self, spec: RenderRequest, seed: str) -> _WebpPlan | None:
         width, height = spec.width, spec.height
         layout = self._layout(width, height)
         rows, _ = self._card(spec)
@@ -1617,7 +1617,12 @@ class Renderer:
     # -- edits ---------------------------------------------------------------------------------------
 
     def _edit(
-        self, spec: RenderSpec, source: bytes, mask: bytes | None, keep_source_size: bool, digests: tuple[object, ...]
+        self,
+        spec: RenderRequest,
+        source: bytes,
+        mask: bytes | None,
+        keep_source_size: bool,
+        digests: tuple[object, ...],
     ) -> bytes:
         prepared = self._edit_source(source, mask, (spec.width, spec.height), keep_source_size, digests)
         size = prepared.size
@@ -1712,7 +1717,7 @@ class Renderer:
         self._pieces.put_sized(key, prepared, pixels * (7 if indexed is None else 8) + 1024)
         return prepared
 
-    def _edit_png(self, spec: RenderSpec, around: tuple[_Piece, _Piece], palette: bytes) -> bytes:
+    def _edit_png(self, spec: RenderRequest, around: tuple[_Piece, _Piece], palette: bytes) -> bytes:
         """An indexed edit as a PNG spliced like a card's: cached rows around the label, the label's bands."""
         width, height = spec.width, spec.height
         before, after = around

@@ -379,3 +379,15 @@ def query_view(operation: Operation, pairs: Iterable[tuple[str, str]]) -> dict[s
         if name in declared:
             view[name] = _coerce(value, declared[name])
     return view
+
+
+def model_named_in(body: bytes) -> str | None:
+    """The model a refused JSON request asked for, for the journal (cheap: only bodies that name one)."""
+    if b'"model"' not in body:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None

@@ -24,7 +24,7 @@ from mockserver.render import (
     InvalidImage,
     OutputFormat,
     Renderer,
-    RenderSpec,
+    RenderRequest,
     _adler32_combine,
     image_info,
 )
@@ -34,7 +34,7 @@ PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MODEL = "black-forest-labs/flux-1.1-pro-ultra"
 
 
-def spec(**overrides: object) -> RenderSpec:
+def spec(**overrides: object) -> RenderRequest:
     fields: dict[str, object] = {
         "model": MODEL,
         "prompt": "a lighthouse at dusk",
@@ -45,7 +45,7 @@ def spec(**overrides: object) -> RenderSpec:
         "output_format": "png",
     }
     fields.update(overrides)
-    return RenderSpec(**fields)  # type: ignore[arg-type]
+    return RenderRequest(**fields)  # type: ignore[arg-type]
 
 
 def decode(data: bytes) -> Image.Image:
@@ -191,10 +191,10 @@ def test_identical_specs_give_identical_bytes_across_instances() -> None:
 def test_identical_specs_give_identical_bytes_across_processes() -> None:
     code = (
         "import hashlib\n"
-        "from mockserver.render import Renderer, RenderSpec\n"
+        "from mockserver.render import Renderer, RenderRequest\n"
         "r = Renderer()\n"
         "for f in ('png', 'jpeg', 'webp'):\n"
-        f"    print(hashlib.sha256(r.render(RenderSpec({MODEL!r}, 'p', 300, 200, 5, 1, f))).hexdigest())\n"
+        f"    print(hashlib.sha256(r.render(RenderRequest({MODEL!r}, 'p', 300, 200, 5, 1, f))).hexdigest())\n"
     )
     digests = []
     for hash_seed in ("1", "2"):
@@ -205,7 +205,8 @@ def test_identical_specs_give_identical_bytes_across_processes() -> None:
         digests.append(out.stdout.split())
     renderer = Renderer()
     here = [
-        hashlib.sha256(renderer.render(RenderSpec(MODEL, "p", 300, 200, 5, 1, f))).hexdigest() for f in OUTPUT_FORMATS
+        hashlib.sha256(renderer.render(RenderRequest(MODEL, "p", 300, 200, 5, 1, f))).hexdigest()
+        for f in OUTPUT_FORMATS
     ]
     assert digests[0] == digests[1] == here
 

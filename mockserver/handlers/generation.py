@@ -20,7 +20,7 @@ from ..catalog import Model
 from ..errors import MockError
 from ..inputs import SourceImage, bomb, short_digest
 from ..messages import Outcome
-from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderSpec, image_info
+from ..render import OUTPUT_FORMATS, InvalidImage, OutputFormat, RenderRequest, image_info
 from .moderation import moderate
 
 LABEL_CHARS = 80  # a prompt up to this long is shown verbatim in the picture
@@ -121,9 +121,9 @@ def generate(
     with nullcontext() if paid else call.charge(total) as charge:
         data: list[dict[str, Any]] = []
         urls: list[str] = []
-        shown: list[RenderSpec] = []  # b64 images the journal links to, signed only if someone reads it
+        shown: list[RenderRequest] = []  # b64 images the journal links to, signed only if someone reads it
         for index in range(count):
-            wanted = RenderSpec(model.id, label, width, height, seed, index, fmt)
+            wanted = RenderRequest(model.id, label, width, height, seed, index, fmt)
             if sources:
                 try:
                     image = renderer.render_edit(

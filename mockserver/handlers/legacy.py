@@ -6,8 +6,8 @@ import hashlib
 
 from ..call import Call
 from ..messages import Outcome
-from ..render import RenderSpec
-from .generation import generate, prompt_label
+from ..render import RenderRequest
+from .generation import generate, output_format, prompt_label
 from .registry import handles
 
 
@@ -32,7 +32,8 @@ def midjourney_status(call: Call) -> Outcome:
     model = catalog.get(catalog.routes.midjourney_model)
     seed = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:4], "big")
     width, height, _ = model.pixel_size(None)
-    wanted = RenderSpec(model.id, prompt_label(f"task {task_id}"), width, height, seed, 0, model.default_output_format)  # type: ignore[arg-type]
+    label = prompt_label(f"task {task_id}")
+    wanted = RenderRequest(model.id, label, width, height, seed, 0, output_format({}, model))
     url = call.services.files.url(call.request.base_url, wanted)
     return Outcome(
         200,
