@@ -519,18 +519,7 @@ class Runner:
     def _domain_case(self, request: DomainRequest, result: CaseResult) -> None:
         response = self.send(request, result, "domain")
         if response is not None and not 200 <= response.status_code < 300:
-            body = domain.json_body(response)
-            code = domain.raw_code(body) or (body.get("error") if isinstance(body, dict) else None)
-            result.fail(
-                Finding(
-                    "valid_request_accepted",
-                    self.target.redact(f"{request.summary()} -> {response.status_code} {code}"),
-                    request.operation_id,
-                    response.status_code,
-                    code=str(code) if code else None,
-                    model=str(request.fields.get("model")),
-                )
-            )
+            self._domain_case_failed(request, response, result)
 
     def _near_miss_case(self, request: DomainRequest, result: CaseResult) -> None:
         response = self.send(request, result, "domain", free=True)

@@ -24,7 +24,7 @@ import yaml
 from . import replay
 from .admin import fault_profile_problems
 from .catalog import catalog_problems
-from .config import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, DEFAULT_WORKER_THREADS
+from .config import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, DEFAULT_WORKER_THREADS, MockConfig
 from .controls import FaultProfile
 from .errors import SpecError
 from .spec import load_yaml
@@ -32,6 +32,7 @@ from .spec import load_yaml
 ENV_PREFIX = "NANOGPT_MOCK_"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+DEFAULTS = MockConfig()  # every other default is MockConfig's: stated once
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 EXIT_OK, EXIT_USAGE = 0, 2
 T = TypeVar("T")
@@ -159,11 +160,11 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
 
     host = pick("--host", "HOST", str, DEFAULT_HOST)
     port = pick("--port", "PORT", _port, DEFAULT_PORT)
-    balance = pick("--balance", "BALANCE", _money, Decimal(1000))
+    balance = pick("--balance", "BALANCE", _money, DEFAULTS.balance)
     catalog = pick("--catalog", "CATALOG", _file, None)
-    url_ttl = pick("--url-ttl", "URL_TTL", _positive_int, 3600)
+    url_ttl = pick("--url-ttl", "URL_TTL", _positive_int, DEFAULTS.url_ttl)
     public_base_url = pick("--public-base-url", "PUBLIC_BASE_URL", _base_url, None)
-    max_body_bytes = pick("--max-body-bytes", "MAX_BODY_BYTES", _positive_int, 48 * 1024 * 1024)
+    max_body_bytes = pick("--max-body-bytes", "MAX_BODY_BYTES", _positive_int, DEFAULTS.max_body_bytes)
     server_limits = {
         "max_input_pixels": pick("--max-input-pixels", "MAX_INPUT_PIXELS", _positive_int, DEFAULT_MAX_INPUT_PIXELS),
         "max_request_pixels": pick(
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--balance",
-        help=f"starting USD balance of every key [env {ENV_PREFIX}BALANCE, default 1000]",
+        help=f"starting USD balance of every key [env {ENV_PREFIX}BALANCE, default {DEFAULTS.balance}]",
     )
     parser.add_argument(
         "--catalog",
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--url-ttl",
         help="lifetime in seconds of the signed image URLs returned for response_format=url "
-        f"[env {ENV_PREFIX}URL_TTL, default 3600]",
+        f"[env {ENV_PREFIX}URL_TTL, default {DEFAULTS.url_ttl}]",
     )
     parser.add_argument(
         "--signing-secret",
