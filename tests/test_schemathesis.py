@@ -22,43 +22,56 @@ KEY = "sk-schemathesis"
 pytestmark = pytest.mark.socket
 
 
+def st_run(
+    spec: Path, base_url: str, *options: str, timeout: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """schemathesis' own CLI with the project's settings and the keyed mock's credentials."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("st")),
+            "--config-file",
+            str(ROOT / "schemathesis.toml"),
+            "run",
+            str(spec),
+            "--url",
+            base_url,
+            "--header",
+            f"Authorization: Bearer {KEY}",
+            "--header",
+            f"x-api-key: {KEY}",
+            # one worker: concurrent hypothesis lambda parsing trips a CPython 3.11 AST race
+            # ("SystemError: AST constructor recursion depth mismatch"); the run takes the same time
+            "--workers",
+            "1",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     # the generators explore NanoGPT's surface, not the mock's own Prefer control header
     document = tmp_path / "openapi.yaml"
     document.write_text(yaml.safe_dump(without_mock_only(load_spec().document), sort_keys=False))
     report = tmp_path / "junit.xml"
     with serve(checked_app(MockConfig(api_keys=frozenset({KEY})))) as server:
-        result = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("st")),
-                "--config-file",
-                str(ROOT / "schemathesis.toml"),
-                "run",
-                str(document),
-                "--url",
-                server.base_url,
-                "--header",
-                f"Authorization: Bearer {KEY}",
-                "--header",
-                f"x-api-key: {KEY}",
-                "--max-examples",
-                "25",
-                # one worker: concurrent hypothesis lambda parsing trips a CPython 3.11 AST race
-                # ("SystemError: AST constructor recursion depth mismatch"); the run takes the same ~5 s
-                "--workers",
-                "1",
-                # a fixed seed keeps CI reproducible
-                "--seed",
-                "2",
-                "--report",
-                "junit",
-                "--report-junit-path",
-                str(report),
-            ],
-            capture_output=True,
-            text=True,
+        result = st_run(
+            document,
+            server.base_url,
+            "--max-examples",
+            "25",
+            # a fixed seed keeps CI reproducible
+            "--seed",
+            "2",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(report),
             timeout=300,
-            check=False,
         )
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary
@@ -85,34 +98,18 @@ def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(
 
     monkeypatch.setattr(app_module, "_wait_out", short_wait)
     with serve(checked_app(MockConfig(api_keys=frozenset({KEY})))) as server:
-        result = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("st")),
-                "--config-file",
-                str(ROOT / "schemathesis.toml"),
-                "run",
-                str(ROOT / "spec" / "openapi.yaml"),
-                "--url",
-                server.base_url,
-                "--checks",
-                "all",
-                "--phases",
-                "examples,coverage,fuzzing,stateful",
-                "--header",
-                f"Authorization: Bearer {KEY}",
-                "--header",
-                f"x-api-key: {KEY}",
-                "--max-examples",
-                "10",
-                "--workers",
-                "1",
-                "--seed",
-                "3",
-            ],
-            capture_output=True,
-            text=True,
+        result = st_run(
+            ROOT / "spec" / "openapi.yaml",
+            server.base_url,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            "10",
+            "--seed",
+            "3",
             timeout=600,
-            check=False,
             cwd=tmp_path,
         )
     out = result.stdout
