@@ -85,21 +85,7 @@ def collect(budget_s: float = BUDGET_S) -> Iterator[dict[str, Any]]:
                 def base(i: int, width: int = width, height: int = height, fmt: OutputFormat = fmt) -> bytes:
                     return naive(width, height, fmt, i)
 
-                m_med, m_p90, m_size = measure(mock, WARM_CALLS)
-                c_med, _, _ = measure(repeat)
-                n_med, n_p90, n_size = measure(base)
-                yield {
-                    "size": f"{width}x{height}",
-                    "format": fmt,
-                    "fresh_median_ms": m_med,
-                    "fresh_p90_ms": m_p90,
-                    "fresh_kib": m_size / 1024,
-                    "cached_median_ms": c_med,
-                    "naive_median_ms": n_med,
-                    "naive_p90_ms": n_p90,
-                    "naive_kib": n_size / 1024,
-                    "speedup": n_med / m_med,
-                }
+                yield row(f"{width}x{height}", fmt, mock, repeat, base)
         yield edit_row(fresh, cached)
     finally:
         BUDGET_S = saved
@@ -137,21 +123,20 @@ def naive_edit(source: bytes, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def edit_row(fresh: Renderer, cached: Renderer) -> dict[str, Any]:
-    source = edit_source()
-
-    def mock(i: int) -> bytes:
-        return fresh.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, SEED0 + i), source, cache=False)
-
-    def repeat(_: int) -> bytes:
-        return cached.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, 42), source)
-
+def row(
+    size: str,
+    fmt: str,
+    mock: Callable[[int], bytes],
+    repeat: Callable[[int], bytes],
+    naive_call: Callable[[int], bytes],
+) -> dict[str, Any]:
+    """One table row: the mock fresh (warmed up like a running server) and repeated, beside naive Pillow."""
     m_med, m_p90, m_size = measure(mock, WARM_CALLS)
     c_med, _, _ = measure(repeat)
-    n_med, n_p90, n_size = measure(lambda i: naive_edit(source, i))
+    n_med, n_p90, n_size = measure(naive_call)
     return {
-        "size": "256x256",
-        "format": "edit",
+        "size": size,
+        "format": fmt,
         "fresh_median_ms": m_med,
         "fresh_p90_ms": m_p90,
         "fresh_kib": m_size / 1024,
@@ -161,6 +146,18 @@ def edit_row(fresh: Renderer, cached: Renderer) -> dict[str, Any]:
         "naive_kib": n_size / 1024,
         "speedup": n_med / m_med,
     }
+
+
+def edit_row(fresh: Renderer, cached: Renderer) -> dict[str, Any]:
+    source = edit_source()
+
+    def mock(i: int) -> bytes:
+        return fresh.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, SEED0 + i), source, cache=False)
+
+    def repeat(_: int) -> bytes:
+        return cached.render_edit(RenderRequest(MODEL, PROMPT, 256, 256, 42), source)
+
+    return row("256x256", "edit", mock, repeat, lambda i: naive_edit(source, i))
 
 
 def main() -> None:
