@@ -74,6 +74,7 @@ class BodyMedia:
     media_type: str
     schema: Mapping[str, Any]  # $refs resolved at the top level (for coercion hints)
     validator: Any  # jsonschema_rs validator
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # top-level property -> its `default`
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,10 @@ class Operation:
     success_status: int
     deprecated: bool = False
     x402_anonymous: bool = False  # ``x-x402-anonymous``: the ``{}`` alternative needs ``x-x402: true``
+
+    @cached_property
+    def query_defaults(self) -> dict[str, Any]:
+        return defaults_of({q.name: q.schema for q in self.query})
 
     @cached_property
     def headers_required(self) -> bool:
@@ -194,6 +199,11 @@ def _compile(document: Mapping[str, Any], schema: Any) -> Any:
     root.update({k: v for k, v in document.items() if k == "components"})
     # formats are asserted (a `uri` must be one); unknown ones such as `binary` pass
     return jsonschema_rs.validator_for(root, validate_formats=True, ignore_unknown_formats=True)
+
+
+def defaults_of(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``default`` of every property that declares one: read once, applied to every request."""
+    return {name: s["default"] for name, s in properties.items() if isinstance(s, dict) and "default" in s}
 
 
 def _params_validator(document: Mapping[str, Any], params: tuple[QueryParam, ...]) -> Any | None:
@@ -326,7 +336,10 @@ def _operation(
         body_required = bool(request_body.get("required"))
         for media_type, media in request_body.get("content", {}).items():
             schema = media.get("schema", {})
-            bodies[media_type] = BodyMedia(media_type, resolve(document, schema), _compile(document, schema))
+            resolved = resolve(document, schema)
+            bodies[media_type] = BodyMedia(
+                media_type, resolved, _compile(document, schema), defaults_of(resolved.get("properties", {}))
+            )
     responses = raw.get("responses", {})
     successes = sorted(int(s) for s in responses if s.isdigit() and 200 <= int(s) < 300)
     if not successes:

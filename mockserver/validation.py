@@ -88,7 +88,7 @@ def validate(
         error = schema_error(operation.query_validator, query_values, code_for_param={})
         if error:
             raise error
-        query_values = _with_defaults(query_values, {q.name: q.schema for q in operation.query})
+        query_values = _with_defaults(query_values, operation.query_defaults)
     if not operation.bodies or method.upper() == "HEAD":
         return Input(query=query_values)
     parsed = parse_body(operation, headers.get("content-type"), body)
@@ -100,10 +100,9 @@ def validate(
     error = schema_error(media.validator, instance, code_for_param=code_for_param)
     if error:
         raise error
-    properties = media.schema.get("properties", {}) if isinstance(media.schema, dict) else {}
     return Input(
         media_type=parsed.media_type,
-        body=_with_defaults(instance, properties),
+        body=_with_defaults(instance, media.defaults),
         given=frozenset(instance),
         fields=parsed.data if multipart else {},
         files=parsed.files,
@@ -111,11 +110,11 @@ def validate(
     )
 
 
-def _with_defaults(values: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+def _with_defaults(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(values)
-    for name, schema in properties.items():
-        if name not in out and isinstance(schema, dict) and "default" in schema:
-            out[name] = schema["default"]
+    for name, default in defaults.items():
+        if name not in out:
+            out[name] = default
     return out
 
 
